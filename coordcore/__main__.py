@@ -1,0 +1,3 @@
+from coordcore.cli import main
+
+raise SystemExit(main())
