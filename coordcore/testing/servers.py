@@ -361,7 +361,11 @@ def find_zookeeper_classpath() -> list[str]:
     """
     override = os.environ.get("ZOOKEEPER_CLASSPATH")
     if override:
-        return [p for p in override.split(os.pathsep) if p]
+        cp = [p for p in override.split(os.pathsep) if p]
+        missing = [p for p in cp if not os.path.exists(p)]
+        if missing:
+            raise ZooKeeperNotFound(_ZK_INSTALL_HINT + f" ($ZOOKEEPER_CLASSPATH names missing {missing})")
+        return cp
     candidates = [pathlib.Path(d) / "zookeeper.jar" for d in _ZK_JAR_DIRS]
     for pkg in ("libzookeeper-java", "zookeeper"):
         candidates += [pathlib.Path(f) for f in _dpkg_files(pkg)
