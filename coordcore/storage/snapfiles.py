@@ -1,0 +1,138 @@
+"""Snapshot files: atomic write, validated read, listing and retention.
+
+A snapshot is ``snapshot.<zxid in hex>`` (lower-case, unpadded, like ZooKeeper's
+``snapshot.<zxid>``) holding opaque bytes -- the tree's serialised form is not
+this module's business.  Layout (big-endian)::
+
+    magic b"CCSNAPSH" | version u32 | crc u32 | zxid u64 | length u64 | data (length bytes)
+
+``crc`` is CRC-32 of ``zxid|length|data``.  A file is valid only if magic,
+version, crc, length (== the file's size minus the header) and the zxid in the
+name all agree, so a truncated, bit-flipped or renamed file is never loaded.
+
+Writes go to ``<name>.tmp``, are fsynced, renamed into place and the directory
+fsynced: a crash leaves either the old set of snapshots or the new one, plus
+perhaps a ``.tmp`` file that :func:`remove_temp_files` deletes.
+
+What this module does not do: decide when to snapshot, or purge log segments.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+from coordcore.storage.txnlog import fsync_dir
+
+MAGIC = b"CCSNAPSH"
+VERSION = 1
+PREFIX = "snapshot."
+TMP_SUFFIX = ".tmp"
+
+_HEADER = struct.Struct(">8sIIQQ")       # magic, version, crc, zxid, length
+_ZXID_LEN = struct.Struct(">QQ")
+HEADER_SIZE = _HEADER.size               # 32
+
+
+class SnapshotInvalid(Exception):
+    """One snapshot file cannot be used (the message says why)."""
+
+
+def snapshot_name(zxid: int) -> str:
+    return f"{PREFIX}{zxid:x}"
+
+
+def parse_snapshot_name(name: str) -> int | None:
+    """The zxid encoded in a snapshot file name, or None if it is not one."""
+    if not name.startswith(PREFIX):
+        return None
+    digits = name[len(PREFIX):]
+    if not digits or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return int(digits, 16)
+
+
+def list_snapshots(snap_dir: str) -> list[tuple[int, str]]:
+    """(zxid, path) of every snapshot file in ``snap_dir``, newest first (not validated)."""
+    found = []
+    for name in os.listdir(snap_dir):
+        zxid = parse_snapshot_name(name)
+        if zxid is not None:
+            found.append((zxid, os.path.join(snap_dir, name)))
+    found.sort(reverse=True)
+    return found
+
+
+def _crc(zxid: int, data: bytes | memoryview) -> int:
+    return zlib.crc32(data, zlib.crc32(_ZXID_LEN.pack(zxid, len(data))))
+
+
+def write_snapshot(snap_dir: str, zxid: int, data: bytes, *, fsync: bool = True) -> str:
+    """Atomically create ``snapshot.<zxid>``; returns its path.  Replaces an existing one."""
+    path = os.path.join(snap_dir, snapshot_name(zxid))
+    tmp = path + TMP_SUFFIX
+    header = _HEADER.pack(MAGIC, VERSION, _crc(zxid, data), zxid, len(data))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if fsync:
+        fsync_dir(snap_dir)
+    return path
+
+
+def read_snapshot(path: str, zxid: int) -> bytes:
+    """The data of a valid snapshot file named for ``zxid``; SnapshotInvalid otherwise."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < HEADER_SIZE:
+        raise SnapshotInvalid(f"{path}: {len(raw)} bytes, shorter than the {HEADER_SIZE}-byte header")
+    magic, version, crc, stored_zxid, length = _HEADER.unpack_from(raw, 0)
+    if magic != MAGIC:
+        raise SnapshotInvalid(f"{path}: not a coordcore snapshot (bad magic {magic!r})")
+    if version != VERSION:
+        raise SnapshotInvalid(f"{path}: unsupported snapshot version {version} (expected {VERSION})")
+    if stored_zxid != zxid:
+        raise SnapshotInvalid(f"{path}: holds zxid {stored_zxid:#x}, its name says {zxid:#x}")
+    if len(raw) - HEADER_SIZE != length:
+        raise SnapshotInvalid(
+            f"{path}: header says {length} data bytes, file has {len(raw) - HEADER_SIZE}")
+    data = memoryview(raw)[HEADER_SIZE:]
+    if _crc(zxid, data) != crc:
+        raise SnapshotInvalid(f"{path}: CRC mismatch")
+    return bytes(data)
+
+
+def remove_temp_files(snap_dir: str) -> list[str]:
+    """Delete ``snapshot.*.tmp`` left by a crash mid-write; returns their paths."""
+    gone = []
+    for name in os.listdir(snap_dir):
+        if name.startswith(PREFIX) and name.endswith(TMP_SUFFIX):
+            path = os.path.join(snap_dir, name)
+            os.unlink(path)
+            gone.append(path)
+    return gone
+
+
+def retain_newest(snap_dir: str, keep: int) -> tuple[list[str], int | None]:
+    """Delete all but the ``keep`` newest snapshot files (by zxid).
+
+    Returns (deleted paths, zxid of the oldest snapshot kept or None if none).
+    Validity is not checked here -- reading every snapshot on each save would
+    cost as much as writing one; load() falls back past invalid ones.
+    """
+    snaps = list_snapshots(snap_dir)
+    kept, doomed = snaps[:keep], snaps[keep:]
+    for _, path in doomed:
+        os.unlink(path)
+    return [path for _, path in doomed], (kept[-1][0] if kept else None)
