@@ -1,0 +1,978 @@
+"""Pipelined load tool for ZooKeeper-protocol servers (coordcore or Apache ZooKeeper).
+
+The tool speaks the client protocol itself over raw sockets (no kazoo: a full
+client library costs far more CPU per request than the server under test).
+It keeps a fixed number of requests in flight and reports, per op and per
+load level, ops/s, p50/p99/max latency and errors.
+
+Load model
+----------
+``--outstanding N`` is the **total** number of requests in flight, spread as
+evenly as possible over ``--connections M`` sessions (so N=16 on M=4 keeps 4
+requests outstanding on each connection).  When a reply arrives the
+connection immediately sends a replacement, so the server always sees N
+requests queued or in progress.  M is capped at N.  Little's law applies:
+ops/s ~= N / mean latency.
+
+Ops
+---
+* ``create``: persistent-sequential creates (100-byte data, open ACL) under a
+  fresh parent per run; every created node is deleted afterwards.
+* ``set``:    setData(version -1, 100 bytes) on pre-created nodes.
+* ``get``:    getData(watch=false) on the same nodes.
+* ``exists``: exists(watch=false) on the same nodes.
+
+Measurement
+-----------
+Each (op, level) run has a warm-up (not recorded), a measured window
+(``--duration``), then a drain of the requests still in flight (not
+recorded).  An op counts when its reply arrives inside the window; its
+latency is reply-arrival minus send time, taken with ``perf_counter_ns`` once
+per socket read / write batch.  The load generator runs in separate worker
+processes (``--procs``, default 1) so that it never shares a GIL with an
+in-process server, and each run reports the client's own CPU use so you can
+tell when the client rather than the server is the limit.
+
+Side-by-side
+------------
+``--side-by-side`` starts coordcore and Apache ZooKeeper standalone (free
+ports, fresh data dirs, fsync on, same tickTime), measures each one's time
+from process start to answering ``ruok``, runs the identical load against
+each (interleaved per run so background noise hits both alike), reads each
+server's resident memory (VmRSS) after the load, and prints both figures and
+their ratio (coordcore / zookeeper).
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import multiprocessing
+import os
+import selectors
+import socket
+import struct
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import structlog
+
+log = structlog.get_logger("coordcore.bench")
+
+OPS = ("create", "set", "get", "exists")
+
+# Opcodes (ZooDefs.OpCode)
+OP_CREATE = 1
+OP_DELETE = 2
+OP_EXISTS = 3
+OP_GETDATA = 4
+OP_SETDATA = 5
+OP_GETCHILDREN = 8
+OP_CLOSE = -11
+
+PERSISTENT = 0
+PERSISTENT_SEQUENTIAL = 2
+
+ERR_NONODE = -101
+
+DATA = b"b" * 100  # ~100-byte payload for create/set
+
+_REQ_HDR = struct.Struct(">iii")      # frame length, xid, opcode
+_REPLY_HDR = struct.Struct(">iiqi")   # frame length, xid, zxid, err
+_INT = struct.Struct(">i")
+
+# world:anyone with all permissions, as a jute vector<ACL>
+_OPEN_ACL = _INT.pack(1) + _INT.pack(31) + _INT.pack(5) + b"world" + _INT.pack(6) + b"anyone"
+
+
+class BenchError(Exception):
+    """The benchmark cannot run (server unreachable, refused session, bad arguments)."""
+
+
+# --------------------------------------------------------------------- encoding
+
+def _ustring(s: str) -> bytes:
+    b = s.encode()
+    return _INT.pack(len(b)) + b
+
+
+def _buffer(b: bytes | None) -> bytes:
+    if b is None:
+        return _INT.pack(-1)
+    return _INT.pack(len(b)) + b
+
+
+def create_body(path: str, data: bytes | None, flags: int) -> bytes:
+    return _ustring(path) + _buffer(data) + _OPEN_ACL + _INT.pack(flags)
+
+
+def set_body(path: str, data: bytes, version: int = -1) -> bytes:
+    return _ustring(path) + _buffer(data) + _INT.pack(version)
+
+
+def read_body(path: str, watch: bool = False) -> bytes:
+    return _ustring(path) + (b"\x01" if watch else b"\x00")
+
+
+def delete_body(path: str, version: int = -1) -> bytes:
+    return _ustring(path) + _INT.pack(version)
+
+
+def connect_request(timeout_ms: int) -> bytes:
+    # protocolVersion, lastZxidSeen, timeOut, sessionId, passwd(16 zero bytes), readOnly
+    body = struct.pack(">iqiq", 0, 0, timeout_ms, 0) + _buffer(b"\x00" * 16) + b"\x00"
+    return _INT.pack(len(body)) + body
+
+
+def parse_children(body: bytes) -> list[str]:
+    (n,) = _INT.unpack_from(body, 0)
+    pos, out = 4, []
+    for _ in range(max(n, 0)):
+        (ln,) = _INT.unpack_from(body, pos)
+        pos += 4
+        out.append(body[pos:pos + ln].decode())
+        pos += ln
+    return out
+
+
+def parse_host_port(connect: str) -> tuple[str, int]:
+    """First server of a connect string ``host:port[,host:port...][/chroot]``."""
+    first = connect.split(",")[0].split("/")[0].strip()
+    host, sep, port = first.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BenchError(f"bad --connect {connect!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _handshake(sock: socket.socket, timeout_ms: int) -> int:
+    sock.sendall(connect_request(timeout_ms))
+    (ln,) = _INT.unpack(_recv_exact(sock, 4))
+    body = _recv_exact(sock, ln)
+    _proto, negotiated, session_id = struct.unpack_from(">iiq", body, 0)
+    if negotiated <= 0:
+        raise BenchError("server refused the session (timeout 0)")
+    return session_id
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        b = sock.recv(n - got)
+        if not b:
+            raise BenchError("server closed the connection")
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _open_socket(host: str, port: int, timeout_s: float) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def ruok(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True if the server answers the ``ruok`` four-letter word with ``imok``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.sendall(b"ruok")
+            got = b""
+            while True:
+                b = s.recv(64)
+                if not b:
+                    break
+                got += b
+            return got == b"imok"
+    except OSError:
+        return False
+
+
+class RawSession:
+    """A minimal blocking session used for setup and cleanup (not for load)."""
+
+    def __init__(self, host: str, port: int, timeout_ms: int = 30000, connect_timeout_s: float = 10.0):
+        self.sock = _open_socket(host, port, connect_timeout_s)
+        self.session_id = _handshake(self.sock, timeout_ms)
+        self.sock.settimeout(max(timeout_ms / 1000.0, connect_timeout_s))
+        self._xid = 0
+        self._buf = b""
+
+    def _read_frame(self) -> tuple[int, int, bytes]:
+        while True:
+            if len(self._buf) >= 4:
+                (ln,) = _INT.unpack_from(self._buf, 0)
+                if len(self._buf) >= 4 + ln:
+                    frame = self._buf[4:4 + ln]
+                    self._buf = self._buf[4 + ln:]
+                    xid, _zxid, err = struct.unpack_from(">iqi", frame, 0)
+                    if xid in (-1, -2):          # notification / ping reply
+                        continue
+                    return xid, err, frame[16:]
+            b = self.sock.recv(1 << 16)
+            if not b:
+                raise BenchError("server closed the connection")
+            self._buf += b
+
+    def pipeline(self, requests, window: int = 512) -> list[tuple[int, bytes]]:
+        """Send (opcode, body) requests with up to ``window`` in flight; return (err, body) in order."""
+        reqs = list(requests)
+        results: list[tuple[int, bytes]] = []
+        sent = 0
+        while len(results) < len(reqs):
+            if sent < len(reqs) and sent - len(results) < window:
+                parts = []
+                while sent < len(reqs) and sent - len(results) < window:
+                    op, body = reqs[sent]
+                    self._xid += 1
+                    parts.append(_REQ_HDR.pack(8 + len(body), self._xid, op) + body)
+                    sent += 1
+                self.sock.sendall(b"".join(parts))
+            _xid, err, body = self._read_frame()
+            results.append((err, body))
+        return results
+
+    def call(self, op: int, body: bytes) -> tuple[int, bytes]:
+        return self.pipeline([(op, body)])[0]
+
+    def close(self) -> None:
+        try:
+            self._xid += 1
+            self.sock.sendall(_REQ_HDR.pack(8, self._xid, OP_CLOSE))
+            self._read_frame()
+        except (OSError, BenchError):
+            pass
+        finally:
+            self.sock.close()
+
+
+# --------------------------------------------------------------------- the load loop
+
+class _Conn:
+    __slots__ = ("sock", "buf", "wbuf", "pend", "xid", "rxid", "templates", "ti", "alive", "created")
+
+    def __init__(self, sock, templates):
+        self.sock = sock
+        self.buf = b""
+        self.wbuf = b""
+        self.pend = deque()
+        self.xid = 0
+        self.rxid = 0
+        self.templates = templates
+        self.ti = 0
+        self.alive = True
+        self.created = 0
+
+
+def run_load(spec: dict) -> dict:
+    """Drive one load run; runs inside a worker process.  Returns raw counts and latencies.
+
+    spec keys: host, port, op, per_conn (list of in-flight counts, one per connection),
+    templates (list per connection of (opcode, body)), warmup_s, duration_s,
+    session_timeout_ms, drain_s.
+    """
+    host, port = spec["host"], spec["port"]
+    per_conn = spec["per_conn"]
+    conns: list[_Conn] = []
+    sel = selectors.DefaultSelector()
+    errors: dict[int, int] = {}
+    lost = 0
+    xid_mismatch = 0
+    try:
+        for i, depth in enumerate(per_conn):
+            sock = _open_socket(host, port, 10.0)
+            _handshake(sock, spec["session_timeout_ms"])
+            sock.setblocking(False)
+            tmpl = [(8 + len(body), op, body) for op, body in spec["templates"][i]]
+            c = _Conn(sock, tmpl)
+            conns.append(c)
+            sel.register(sock, selectors.EVENT_READ, c)
+    except (OSError, BenchError) as e:
+        for c in conns:
+            c.sock.close()
+        raise BenchError(f"cannot open {len(per_conn)} sessions to {host}:{port}: {e}") from None
+
+    pack_req = _REQ_HDR.pack
+    unpack_rep = _REPLY_HDR.unpack_from
+    perf = time.perf_counter_ns
+    lat = array.array("q")
+    lat_append = lat.append
+
+    def issue(c: _Conn, k: int, ts: int) -> None:
+        parts = []
+        xid = c.xid
+        tl = c.templates
+        nt = len(tl)
+        ti = c.ti
+        for _ in range(k):
+            xid += 1
+            ln, op, body = tl[ti]
+            ti += 1
+            if ti == nt:
+                ti = 0
+            parts.append(pack_req(ln, xid, op))
+            parts.append(body)
+        c.xid = xid
+        c.ti = ti
+        c.pend.extend([ts] * k)
+        payload = b"".join(parts)
+        if c.wbuf:
+            c.wbuf += payload
+            return
+        try:
+            n = c.sock.send(payload)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n < len(payload):
+            c.wbuf = payload[n:]
+            sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+
+    t0 = perf()
+    warm_end = t0 + int(spec["warmup_s"] * 1e9)
+    end = warm_end + int(spec["duration_s"] * 1e9)
+    drain_end = end + int(spec["drain_s"] * 1e9)
+    for c, depth in zip(conns, per_conn):
+        issue(c, depth, t0)
+
+    ok = 0
+    cpu_start = cpu_end = None
+    win_start_ns = win_end_ns = None
+    in_flight = sum(per_conn)
+    select = sel.select
+    while True:
+        now = perf()
+        if cpu_start is None and now >= warm_end:
+            cpu_start, win_start_ns = time.process_time(), now
+        if now >= end:
+            if cpu_end is None:
+                cpu_end, win_end_ns = time.process_time(), now
+                if cpu_start is None:
+                    cpu_start, win_start_ns = cpu_end, now
+            if in_flight <= 0 or now >= drain_end:
+                break
+            timeout = (drain_end - now) / 1e9
+        else:
+            timeout = ((warm_end if now < warm_end else end) - now) / 1e9
+        events = select(timeout)
+        now = perf()
+        measuring = warm_end <= now < end
+        sending = now < end
+        for key, mask in events:
+            c = key.data
+            if mask & selectors.EVENT_WRITE and c.wbuf:
+                try:
+                    n = c.sock.send(c.wbuf)
+                    c.wbuf = c.wbuf[n:]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    c.wbuf = b""
+                if not c.wbuf and c.alive:
+                    sel.modify(c.sock, selectors.EVENT_READ, c)
+            if not mask & selectors.EVENT_READ:
+                continue
+            try:
+                data = c.sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                # connection lost: everything in flight on it is an error
+                lost += len(c.pend)
+                in_flight -= len(c.pend)
+                c.pend.clear()
+                c.alive = False
+                sel.unregister(c.sock)
+                c.sock.close()
+                continue
+            if c.buf:
+                data = c.buf + data
+            n = len(data)
+            pos = 0
+            done = 0
+            pend = c.pend
+            rxid = c.rxid
+            while n - pos >= 20:
+                ln, xid, _zxid, err = unpack_rep(data, pos)
+                nxt = pos + 4 + ln
+                if nxt > n:
+                    break
+                pos = nxt
+                if xid < 0:             # -1 notification, -2 ping reply: not ours
+                    continue
+                rxid += 1
+                if xid != rxid:
+                    xid_mismatch += 1
+                    rxid = xid
+                t = pend.popleft()
+                done += 1
+                if err:
+                    errors[err] = errors.get(err, 0) + 1
+                else:
+                    c.created += 1
+                    if measuring:
+                        ok += 1
+                        lat_append(now - t)
+            c.rxid = rxid
+            c.buf = data[pos:] if pos < n else b""
+            if done:
+                if sending:
+                    issue(c, done, now)
+                else:
+                    in_flight -= done
+    lost += sum(len(c.pend) for c in conns)
+    created = sum(c.created for c in conns) if spec["op"] == "create" else 0
+
+    # close sessions (op -11) and wait briefly for the replies
+    for c in conns:
+        if not c.alive:
+            continue
+        try:
+            c.sock.setblocking(True)
+            c.sock.settimeout(5.0)
+            c.sock.sendall(pack_req(8, c.xid + 1, OP_CLOSE))
+        except OSError:
+            c.alive = False
+    for c in conns:
+        if c.alive:
+            try:
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline and c.sock.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
+        c.sock.close()
+    sel.close()
+    return {
+        "ok": ok,
+        "errors": errors,
+        "lost": lost,
+        "xid_mismatch": xid_mismatch,
+        "created": created,
+        "window_s": (win_end_ns - win_start_ns) / 1e9 if win_end_ns else 0.0,
+        "cpu_s": (cpu_end - cpu_start) if cpu_end is not None else 0.0,
+        "lat": lat.tobytes(),
+    }
+
+
+# --------------------------------------------------------------------- orchestration
+
+@dataclass
+class RunResult:
+    op: str
+    outstanding: int
+    connections: int
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    ok: int
+    errors: int
+    error_codes: dict = field(default_factory=dict)
+    client_cpu_pct: float = 0.0     # client CPU during the window, % of one core (summed over procs)
+    client_us_per_op: float = 0.0
+    created: int = 0                # create runs: nodes created (all phases, incl. warm-up and drain)
+    create_parent: str | None = None
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, rem = divmod(total, parts)
+    return [base + (1 if i < rem else 0) for i in range(parts)]
+
+
+def _percentile(sorted_vals, q: float) -> float:
+    if not sorted_vals:
+        return 0.0
+    idx = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[idx]
+
+
+class _Runner:
+    """Runs load on a pool of worker processes (or inline when procs == 0)."""
+
+    def __init__(self, procs: int):
+        self.procs = procs
+        self.pool = None
+        if procs > 0:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(procs)
+
+    def run(self, specs: list[dict]) -> list[dict]:
+        if self.pool is None:
+            return [run_load(s) for s in specs]
+        return self.pool.map(run_load, specs, chunksize=1)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+
+class Target:
+    """One server under load: holds the bench root and pre-created nodes."""
+
+    def __init__(self, name: str, host: str, port: int, nodes: int = 64, session_timeout_ms: int = 30000):
+        self.name = name
+        self.host = host
+        self.port = port
+        self.session_timeout_ms = session_timeout_ms
+        self.root = f"/coordcore-bench-{uuid.uuid4().hex[:12]}"
+        self.nodes = [f"{self.root}/d/n{i:04d}" for i in range(nodes)]
+        self._runs = 0
+
+    def setup(self) -> None:
+        s = RawSession(self.host, self.port, self.session_timeout_ms)
+        try:
+            reqs = [(OP_CREATE, create_body(self.root, b"", PERSISTENT)),
+                    (OP_CREATE, create_body(self.root + "/d", b"", PERSISTENT))]
+            reqs += [(OP_CREATE, create_body(p, DATA, PERSISTENT)) for p in self.nodes]
+            for err, _ in s.pipeline(reqs):
+                if err:
+                    raise BenchError(f"{self.name}: setup create failed with error {err}")
+        finally:
+            s.close()
+        log.info("bench_setup", target=self.name, root=self.root, nodes=len(self.nodes))
+
+    def new_create_parent(self) -> str:
+        self._runs += 1
+        parent = f"{self.root}/c{self._runs:03d}"
+        s = RawSession(self.host, self.port, self.session_timeout_ms)
+        try:
+            err, _ = s.call(OP_CREATE, create_body(parent, b"", PERSISTENT))
+            if err:
+                raise BenchError(f"{self.name}: cannot create {parent}: error {err}")
+        finally:
+            s.close()
+        return parent
+
+    def templates(self, op: str, nconn: int, create_parent: str | None) -> list[list[tuple[int, bytes]]]:
+        out = []
+        for i in range(nconn):
+            # each connection cycles through its own slice of the pre-created nodes
+            mine = self.nodes[i::nconn] or self.nodes
+            if op == "create":
+                out.append([(OP_CREATE, create_body(create_parent + "/n-", DATA, PERSISTENT_SEQUENTIAL))])
+            elif op == "set":
+                out.append([(OP_SETDATA, set_body(p, DATA)) for p in mine])
+            elif op == "get":
+                out.append([(OP_GETDATA, read_body(p)) for p in mine])
+            elif op == "exists":
+                out.append([(OP_EXISTS, read_body(p)) for p in mine])
+            else:
+                raise BenchError(f"unknown op {op!r}")
+        return out
+
+    def delete_tree(self, path: str, expected_children: int = 0) -> int:
+        """Delete ``path`` and its children (one level of sequential nodes, or the bench root).
+
+        ``expected_children`` sequential names n-0000000000.. are deleted first without
+        listing (listing 100k children is a >1 MiB reply); any leftovers are listed.
+        Returns how many children were deleted.
+        """
+        s = RawSession(self.host, self.port, self.session_timeout_ms)
+        deleted = 0
+        try:
+            chunk = 5000
+            for start in range(0, expected_children, chunk):
+                reqs = [(OP_DELETE, delete_body(f"{path}/n-{i:010d}"))
+                        for i in range(start, min(expected_children, start + chunk))]
+                deleted += sum(1 for err, _ in s.pipeline(reqs) if err == 0)
+            while True:
+                err, body = s.call(OP_GETCHILDREN, read_body(path))
+                if err == ERR_NONODE:
+                    return deleted
+                if err:
+                    raise BenchError(f"{self.name}: getChildren {path} failed: {err}")
+                kids = parse_children(body)
+                if not kids:
+                    break
+                for k in kids:
+                    deleted += self._delete_recursive(s, f"{path}/{k}")
+            err, _ = s.call(OP_DELETE, delete_body(path))
+            if err not in (0, ERR_NONODE):
+                raise BenchError(f"{self.name}: delete {path} failed: {err}")
+        finally:
+            s.close()
+        return deleted
+
+    def _delete_recursive(self, s: RawSession, path: str) -> int:
+        err, body = s.call(OP_GETCHILDREN, read_body(path))
+        n = 0
+        if err == 0:
+            for k in parse_children(body):
+                n += self._delete_recursive(s, f"{path}/{k}")
+        s.call(OP_DELETE, delete_body(path))
+        return n + 1
+
+    def cleanup(self) -> None:
+        self.delete_tree(self.root)
+        log.info("bench_cleanup", target=self.name, root=self.root)
+
+
+def _aggregate(op: str, outstanding: int, nconn: int, raws: list[dict]) -> RunResult:
+    lat = array.array("q")
+    ok = 0
+    errs: dict[int, int] = {}
+    lost = mism = 0
+    rate = 0.0
+    cpu = 0.0
+    window = 0.0
+    for r in raws:
+        lat.frombytes(r["lat"])
+        ok += r["ok"]
+        for k, v in r["errors"].items():
+            errs[k] = errs.get(k, 0) + v
+        lost += r["lost"]
+        mism += r["xid_mismatch"]
+        if r["window_s"] > 0:
+            rate += r["ok"] / r["window_s"]
+            cpu += r["cpu_s"]
+            window = max(window, r["window_s"])
+    codes = {str(k): v for k, v in sorted(errs.items())}
+    if lost:
+        codes["lost"] = lost
+    if mism:
+        codes["xid_mismatch"] = mism
+    vals = sorted(lat)
+    return RunResult(
+        op=op, outstanding=outstanding, connections=nconn, ops_per_s=rate,
+        p50_ms=_percentile(vals, 0.50) / 1e6, p99_ms=_percentile(vals, 0.99) / 1e6,
+        max_ms=(vals[-1] / 1e6) if vals else 0.0, ok=ok,
+        errors=sum(errs.values()) + lost + mism, error_codes=codes,
+        client_cpu_pct=(100.0 * cpu / window) if window else 0.0,
+        client_us_per_op=(1e6 * cpu / ok) if ok else 0.0,
+    )
+
+
+def run_one(target: Target, runner: _Runner, op: str, outstanding: int, connections: int,
+            duration_s: float, warmup_s: float, keep_created: bool = False) -> RunResult:
+    """One (op, outstanding) run against ``target``: spread over the runner's processes.
+
+    Nodes made by a create run are deleted afterwards unless ``keep_created`` (then
+    ``result.create_parent`` holds them and ``Target.cleanup()`` removes them later).
+    """
+    nconn = max(1, min(connections, outstanding))
+    nprocs = max(1, min(runner.procs or 1, nconn))
+    per_conn = _split(outstanding, nconn)
+    parent = target.new_create_parent() if op == "create" else None
+    templates = target.templates(op, nconn, parent)
+    conn_split = _split(nconn, nprocs)
+    specs, at = [], 0
+    for k in conn_split:
+        specs.append({
+            "host": target.host, "port": target.port, "op": op,
+            "per_conn": per_conn[at:at + k], "templates": templates[at:at + k],
+            "warmup_s": warmup_s, "duration_s": duration_s, "drain_s": 10.0,
+            "session_timeout_ms": target.session_timeout_ms,
+        })
+        at += k
+    raws = runner.run(specs)
+    res = _aggregate(op, outstanding, nconn, raws)
+    if parent is not None:
+        created = sum(r["created"] for r in raws)
+        res.created, res.create_parent = created, parent
+    if parent is not None and not keep_created:
+        deleted = target.delete_tree(parent, created)
+        if deleted != created:
+            res.error_codes["cleanup_mismatch"] = created - deleted
+            res.errors += 1
+    log.info("bench_run", target=target.name, op=op, outstanding=outstanding, connections=nconn,
+             ops_per_s=round(res.ops_per_s), p50_ms=round(res.p50_ms, 3), p99_ms=round(res.p99_ms, 3),
+             errors=res.errors, client_cpu_pct=round(res.client_cpu_pct))
+    return res
+
+
+# --------------------------------------------------------------------- servers for --side-by-side
+
+def vm_rss_kib(pid: int, include_children: bool = True) -> int:
+    """Resident set size (VmRSS, KiB) of ``pid`` plus, optionally, its descendants."""
+    total = 0
+    pids = [pid]
+    seen = set()
+    while pids:
+        p = pids.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+        if include_children:
+            try:
+                for tid in os.listdir(f"/proc/{p}/task"):
+                    with open(f"/proc/{p}/task/{tid}/children") as f:
+                        pids.extend(int(x) for x in f.read().split())
+            except OSError:
+                pass
+    return total
+
+
+@dataclass
+class ServerInfo:
+    name: str
+    startup_ms: float
+    rss_kib: int = 0
+    pid: int = 0
+    connect: str = ""
+
+
+def _bench_config(tick_ms: int) -> dict:
+    """zoo.cfg keys for both side-by-side servers: same tickTime, fsync on, no connection cap."""
+    return {"tickTime": tick_ms, "forceSync": "yes", "maxClientCnxns": 0,
+            "minSessionTimeout": 2 * tick_ms, "maxSessionTimeout": 20 * tick_ms,
+            "4lw.commands.whitelist": "*"}
+
+
+def _make_server(kind: str, tick_ms: int, zk_heap: str):
+    from coordcore.testing import servers as cct  # noqa: PLC0415 (test support, loaded only here)
+
+    if kind == "coordcore":
+        return cct.CoordcoreProcess(config=_bench_config(tick_ms))
+
+    class StockZooKeeper(cct.ZooKeeperProcess):
+        """ZooKeeper with the JVM settings of its own zkServer.sh (heap -Xmx1000m, the JVM's default
+        collector) rather than the launcher's small test heap and serial collector."""
+
+        jvm_heap = zk_heap
+
+        def command(self):
+            return [a for a in super().command() if a != "-XX:+UseSerialGC"]
+
+    return StockZooKeeper(config=_bench_config(tick_ms))
+
+
+class _ServingProbe:
+    """Polls connect + ruok every ~2 ms on a thread; records when the server first answers imok."""
+
+    def __init__(self, host: str, port: int):
+        import threading  # noqa: PLC0415
+
+        self.host, self.port = host, port
+        self.t_serving: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-serving-probe", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if ruok(self.host, self.port, 0.5):
+                self.t_serving = time.perf_counter()
+                return
+            self._stop.wait(0.002)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _start_server(kind: str, tick_ms: int, zk_heap: str = "1000m"):
+    """Start a standalone server of ``kind`` ('coordcore' or 'zookeeper') via coordcore.testing.
+
+    Returns (handle, startup_ms).  Startup is measured from just before the process is spawned to
+    the first fresh connection answered ``imok`` by ``ruok`` (a probe thread polls every ~2 ms, so
+    the launcher's own readiness checks do not count).
+    """
+    handle = _make_server(kind, tick_ms, zk_heap)
+    host, port = parse_host_port(handle.connect_string)   # the port is chosen before start
+    probe = _ServingProbe(host, port)
+    probe.start()
+    t0 = time.perf_counter()
+    try:
+        handle.start(timeout=60)
+    except Exception as e:
+        probe.stop()
+        handle.close()
+        raise BenchError(f"{kind} did not start: {e}") from None
+    deadline = time.monotonic() + 10
+    while probe.t_serving is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    probe.stop()
+    t1 = probe.t_serving if probe.t_serving is not None else time.perf_counter()
+    return handle, (t1 - t0) * 1000.0
+
+
+# --------------------------------------------------------------------- output
+
+def format_table(results: list[RunResult], title: str) -> str:
+    lines = [title,
+             f"{'op':<7} {'outst':>5} {'conns':>5} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'max ms':>8} {'errors':>7} {'cli cpu%':>8} {'cli us/op':>9}"]
+    for r in results:
+        lines.append(f"{r.op:<7} {r.outstanding:>5} {r.connections:>5} {r.ops_per_s:>10.0f} {r.p50_ms:>8.3f} "
+                     f"{r.p99_ms:>8.3f} {r.max_ms:>8.3f} {r.errors:>7} {r.client_cpu_pct:>8.0f} "
+                     f"{r.client_us_per_op:>9.1f}")
+        if r.error_codes:
+            lines.append(f"        error codes: {r.error_codes}")
+    return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInfo, zki: ServerInfo) -> str:
+    lines = ["side-by-side: coordcore vs Apache ZooKeeper (ratio = coordcore / zookeeper)",
+             f"{'op':<7} {'outst':>5} | {'cc ops/s':>9} {'zk ops/s':>9} {'ratio':>7} | "
+             f"{'cc p50':>7} {'zk p50':>7} | {'cc p99':>7} {'zk p99':>7} | {'cc max':>7} {'zk max':>7} | "
+             f"{'cc err':>6} {'zk err':>6}"]
+    for a, b in zip(cc, zk):
+        lines.append(
+            f"{a.op:<7} {a.outstanding:>5} | {a.ops_per_s:>9.0f} {b.ops_per_s:>9.0f} "
+            f"{_ratio(a.ops_per_s, b.ops_per_s):>7} | {a.p50_ms:>7.2f} {b.p50_ms:>7.2f} | "
+            f"{a.p99_ms:>7.2f} {b.p99_ms:>7.2f} | {a.max_ms:>7.2f} {b.max_ms:>7.2f} | "
+            f"{a.errors:>6} {b.errors:>6}")
+    lines.append("latencies in ms")
+    lines.append(f"start to serving: coordcore {cci.startup_ms:.0f} ms, zookeeper {zki.startup_ms:.0f} ms, "
+                 f"ratio {_ratio(cci.startup_ms, zki.startup_ms)}")
+    lines.append(f"resident memory after load: coordcore {cci.rss_kib / 1024:.1f} MiB, "
+                 f"zookeeper {zki.rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.rss_kib, zki.rss_kib)}")
+    for r in cc + zk:
+        if r.error_codes:
+            who = "coordcore" if r in cc else "zookeeper"
+            lines.append(f"errors {who} {r.op}@{r.outstanding}: {r.error_codes}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- CLI
+
+def _int_list(s: str) -> list[int]:
+    try:
+        vals = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError("values must be >= 1")
+    return vals
+
+
+def _op_list(s: str) -> list[str]:
+    ops = [x.strip() for x in s.split(",") if x.strip()]
+    bad = [o for o in ops if o not in OPS]
+    if bad or not ops:
+        raise argparse.ArgumentTypeError(f"unknown op(s) {bad}; choose from {','.join(OPS)}")
+    return ops
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coordcore bench",
+        description="Pipelined load for ZooKeeper-protocol servers: ops/s and p50/p99/max latency "
+                    "for create, set, get and exists. --outstanding is the TOTAL number of requests "
+                    "in flight, spread evenly over --connections sessions.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--connect", metavar="HOST:PORT", help="server to load (first host of a connect string)")
+    where.add_argument("--side-by-side", action="store_true",
+                       help="start coordcore and Apache ZooKeeper standalone on free ports and compare them")
+    p.add_argument("--ops", type=_op_list, default=list(OPS), help="comma-separated ops (default: %(default)s)")
+    p.add_argument("--connections", type=int, default=4, metavar="M",
+                   help="sessions to spread the load over (capped at the outstanding level; default 4)")
+    p.add_argument("--outstanding", type=_int_list, default=[16, 64], metavar="N[,N...]",
+                   help="total requests in flight; one run per level (default 16,64)")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds before each run (default 1)")
+    p.add_argument("--procs", type=int, default=1,
+                   help="client worker processes (default 1; 0 = run in this process)")
+    p.add_argument("--nodes", type=int, default=64, help="pre-created nodes for set/get/exists (default 64)")
+    p.add_argument("--tick-ms", type=int, default=2000, help="tickTime for --side-by-side servers (default 2000)")
+    p.add_argument("--zk-heap", default="1000m",
+                   help="JVM -Xmx for --side-by-side ZooKeeper (default 1000m, as zkServer.sh)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, a) -> None:
+    if a.connections < 1:
+        p.error("--connections must be >= 1")
+    if a.duration <= 0 or a.warmup < 0:
+        p.error("--duration must be > 0 and --warmup >= 0")
+    if a.procs < 0:
+        p.error("--procs must be >= 0")
+    if a.nodes < 1:
+        p.error("--nodes must be >= 1")
+
+
+def bench_target(target: Target, runner: _Runner, args) -> list[RunResult]:
+    results = []
+    for op in args.ops:
+        for level in args.outstanding:
+            results.append(run_one(target, runner, op, level, args.connections, args.duration, args.warmup))
+    return results
+
+
+def _side_by_side(args, runner: _Runner) -> dict:
+    servers, infos, targets = {}, {}, {}
+    try:
+        for kind in ("coordcore", "zookeeper"):
+            handle, startup_ms = _start_server(kind, args.tick_ms, args.zk_heap)
+            servers[kind] = handle
+            host, port = parse_host_port(handle.connect_string)
+            infos[kind] = ServerInfo(kind, startup_ms, pid=handle.pid, connect=handle.connect_string)
+            targets[kind] = Target(kind, host, port, args.nodes)
+            targets[kind].setup()
+            print(f"{kind}: serving after {startup_ms:.0f} ms at {handle.connect_string} (pid {handle.pid})",
+                  flush=True)
+        res = {"coordcore": [], "zookeeper": []}
+        for op in args.ops:
+            for level in args.outstanding:
+                for kind in ("coordcore", "zookeeper"):   # interleaved: noise hits both alike
+                    res[kind].append(run_one(targets[kind], runner, op, level, args.connections,
+                                             args.duration, args.warmup))
+        for kind in targets:
+            infos[kind].rss_kib = vm_rss_kib(servers[kind].pid)
+        for kind in targets:
+            targets[kind].cleanup()
+        print(format_side_by_side(res["coordcore"], res["zookeeper"], infos["coordcore"], infos["zookeeper"]))
+        return {"servers": {k: asdict(v) for k, v in infos.items()},
+                "results": {k: [asdict(r) for r in v] for k, v in res.items()}}
+    finally:
+        for h in servers.values():
+            try:
+                h.close()
+            except Exception as e:  # noqa: BLE001 - report and keep stopping the others
+                log.warning("bench_server_stop_failed", error=str(e))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    _check_args(p, args)
+    runner = _Runner(args.procs)
+    try:
+        if args.side_by_side:
+            out = _side_by_side(args, runner)
+        else:
+            host, port = parse_host_port(args.connect)
+            target = Target(args.connect, host, port, args.nodes)
+            target.setup()
+            try:
+                results = bench_target(target, runner, args)
+            finally:
+                target.cleanup()
+            print(format_table(results, f"load against {args.connect} "
+                                        f"(outstanding = total in flight over {args.connections} connections)"))
+            out = {"connect": args.connect, "results": [asdict(r) for r in results]}
+    except (BenchError, OSError) as e:
+        print(f"coordcore bench: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        runner.close()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Smoke tests for the load tool (coordcore.bench): it drives real load through the client protocol,
+reports it, really creates nodes for the create op and cleans up after itself.  No timing assertions."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coordcore import bench
+
+
+def _bench_roots(client) -> list[str]:
+    return [c for c in client.get_children("/") if c.startswith("coordcore-bench-")]
+
+
+def test_cli_reports_ops_without_errors_for_every_op_and_cleans_up(zk_server, zk_client, tmp_path):
+    before = set(_bench_roots(zk_client))
+    out = tmp_path / "bench.json"
+    rc = bench.main(["--connect", zk_server.connect_string, "--ops", "create,set,get,exists",
+                     "--connections", "2", "--outstanding", "4", "--duration", "1", "--warmup", "0.2",
+                     "--nodes", "8", "--json", str(out)])
+    assert rc == 0
+    results = json.loads(out.read_text())["results"]
+    assert [(r["op"], r["outstanding"]) for r in results] == [
+        ("create", 4), ("set", 4), ("get", 4), ("exists", 4)]
+    for r in results:
+        assert r["ok"] > 0 and r["ops_per_s"] > 0, r
+        assert r["errors"] == 0 and r["error_codes"] == {}, r
+        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
+    # everything the run created (bench root, data nodes, created nodes) is gone again
+    assert set(_bench_roots(zk_client)) == before
+
+
+def test_create_run_really_creates_nodes_and_cleanup_removes_them(zk_server, zk_client):
+    host, port = bench.parse_host_port(zk_server.connect_string)
+    target = bench.Target("smoke", host, port, nodes=4)
+    target.setup()
+    runner = bench._Runner(1)
+    try:
+        res = bench.run_one(target, runner, "create", 4, 2, duration_s=0.5, warmup_s=0.1, keep_created=True)
+        assert res.errors == 0 and res.ok > 0
+        children = zk_client.get_children(res.create_parent)
+        assert len(children) == res.created >= res.ok
+        assert all(c.startswith("n-") and len(c) == 12 for c in children)
+        data, stat = zk_client.get(f"{res.create_parent}/{sorted(children)[-1]}")
+        assert data == bench.DATA and stat.numChildren == 0
+
+        res = bench.run_one(target, runner, "set", 4, 2, duration_s=0.3, warmup_s=0.0)
+        assert res.errors == 0 and res.ok > 0
+        versions = [zk_client.get(p)[1].version for p in target.nodes]
+        assert sum(versions) >= res.ok      # every counted set really bumped a node's version
+    finally:
+        runner.close()
+        target.cleanup()
+    assert zk_client.exists(target.root) is None
+
+
+def test_bad_arguments_give_clear_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--connect", "127.0.0.1:1", "--ops", "create,frobnicate"])
+    assert e.value.code == 2
+    assert "frobnicate" in capsys.readouterr().err
+    assert bench.main(["--connect", "no-port-here", "--procs", "0"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
