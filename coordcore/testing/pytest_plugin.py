@@ -126,17 +126,23 @@ class _SessionServers:
         if backend in self.errors:
             raise self.errors[backend]
         if backend not in self.servers:
+            missing = None
             try:
                 embedded = (backend == "coordcore"
                             and self.config.getoption("zk_coordcore_mode", "embedded") == "embedded")
                 server = make_server(backend, embedded=embedded)
                 server.start()
             except ZooKeeperNotFound as e:
-                self.errors[backend] = e
-                raise
+                missing = str(e)
             except BaseException as e:
                 self.errors[backend] = e
                 raise
+            if missing is not None:
+                try:
+                    pytest.fail(missing, pytrace=False)  # a clear failure, never a skip
+                except BaseException as failure:
+                    self.errors[backend] = failure
+                    raise
             self.servers[backend] = server
         return self.servers[backend]
 
