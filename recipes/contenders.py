@@ -1,0 +1,143 @@
+"""Pure contender logic: parse node names, order them wrap-aware, decide holder and predecessor.
+
+No I/O, no clock: everything here is a function of the child names passed in, so it is tested with
+tables (``tests/recipes/test_contenders.py``).
+
+Node names follow the classic recipe and kazoo's :class:`kazoo.recipe.lock.Lock`::
+
+    <32 hex digits of a uuid><marker><sequence>
+    e.g. 1f0c...9a__lock__0000000042        (fair lock, marker "__lock__" as kazoo uses)
+         1f0c...9a_0000000007               (election, marker "_": "guid_" + sequence)
+
+The unique prefix lets a client recognise its own node after a create whose reply was lost.
+
+ZooKeeper formats the sequence with Java's ``%010d`` of a *signed* 32-bit counter (the parent's
+cversion), so after 2147483647 the next suffix is ``-2147483648``. Comparing suffixes as strings (or as
+plain integers) puts the post-wrap nodes *first*. We compare them as points on a 2**32 circle instead:
+the oldest contender is the one right after the largest gap between neighbours. As long as the live
+contenders span less than half the circle (2**31 sequence numbers -- always true in practice), this is
+the creation order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+LOCK_MARKER = "__lock__"
+ELECTION_MARKER = "_"
+
+_MOD = 1 << 32
+_HALF = 1 << 31
+_INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
+
+_regex_cache: dict[tuple[str, ...], "re.Pattern[str]"] = {}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One parsed child node: its full name, the part before the sequence, and the signed sequence."""
+
+    name: str
+    prefix: str
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where our node stands in the queue.
+
+    ``present`` is False when our node is not among the children (its session ended, or it was never
+    created). ``holder`` is True when we are among the first ``max_holders`` contenders; otherwise
+    ``predecessor`` is the name of the node we must watch (the next-lower one, never the holder by
+    default -- that is what keeps a release to a single notification).
+    """
+
+    present: bool
+    holder: bool
+    predecessor: Optional[str]
+    position: int
+
+
+def _pattern(markers: Sequence[str]) -> "re.Pattern[str]":
+    key = tuple(markers)
+    pat = _regex_cache.get(key)
+    if pat is None:
+        alts = "|".join(re.escape(m) for m in sorted(set(markers), key=len, reverse=True))
+        pat = re.compile(r"^(?P<prefix>.*(?:%s))(?P<seq>-?\d{1,10})$" % alts)
+        _regex_cache[key] = pat
+    return pat
+
+
+def parse(name: str, markers: Sequence[str] = (LOCK_MARKER,)) -> Optional[Contender]:
+    """Parse a child name into a :class:`Contender`, or None if it is not a contender node."""
+    m = _pattern(markers).match(name)
+    if m is None:
+        return None
+    seq = int(m.group("seq"))
+    if not _INT32_MIN <= seq <= _INT32_MAX:
+        return None
+    return Contender(name=name, prefix=m.group("prefix"), sequence=seq)
+
+
+def seq_before(a: int, b: int) -> bool:
+    """True if signed 32-bit sequence ``a`` was issued before ``b`` (serial-number arithmetic)."""
+    d = (b - a) % _MOD
+    return 0 < d < _HALF
+
+
+def order(contenders: Iterable[Contender]) -> list[Contender]:
+    """Contenders in queue order (oldest first), wrap-aware.
+
+    Each sequence is placed on the 2**32 circle; the oldest is the first point after the widest gap.
+    Ties (equal sequences, only possible with hand-made names) are broken by name so the order is total
+    and identical for every client.
+    """
+    items = sorted(contenders, key=lambda c: (c.sequence % _MOD, c.name))
+    n = len(items)
+    if n <= 1:
+        return items
+    best_gap = -1
+    start = 0
+    for i in range(n):
+        cur = items[i].sequence % _MOD
+        prev = items[i - 1].sequence % _MOD
+        gap = (cur - prev) % _MOD
+        if gap > best_gap:
+            best_gap = gap
+            start = i
+    return items[start:] + items[:start]
+
+
+def ordered_names(children: Iterable[str], markers: Sequence[str] = (LOCK_MARKER,)) -> list[str]:
+    """The contender names among ``children`` in queue order; other children are ignored."""
+    parsed = [c for c in (parse(x, markers) for x in children) if c is not None]
+    return [c.name for c in order(parsed)]
+
+
+def decide(
+    children: Iterable[str],
+    our_name: str,
+    markers: Sequence[str] = (LOCK_MARKER,),
+    max_holders: int = 1,
+) -> Decision:
+    """Decide from a child list whether ``our_name`` holds, and which node it must watch otherwise."""
+    if max_holders < 1:
+        raise ValueError("max_holders must be >= 1")
+    names = ordered_names(children, markers)
+    if our_name not in names:
+        return Decision(present=False, holder=False, predecessor=None, position=-1)
+    pos = names.index(our_name)
+    if pos < max_holders:
+        return Decision(present=True, holder=True, predecessor=None, position=pos)
+    return Decision(present=True, holder=False, predecessor=names[pos - 1], position=pos)
+
+
+def find_by_prefix(children: Iterable[str], prefix: str) -> Optional[str]:
+    """The child created with our unique ``prefix`` (recovering a create whose reply was lost)."""
+    for child in children:
+        if child.startswith(prefix) and child[len(prefix):].lstrip("-").isdigit():
+            return child
+    return None
