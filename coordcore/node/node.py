@@ -1,0 +1,325 @@
+"""Node: one server minus sockets and clock.
+
+It owns the committed DataTree (what reads see), the future tree that prep
+validates against, the watches and the session table.  The runtime drives it:
+
+    txn  = node.prep_request(...)      # decided at once, applied to the future tree
+    data = txn_codec.encode(txn)       # runtime: storage.append(data); group fsync
+    node.commit(txn)                   # after fsync: apply, fire watches (before the reply!)
+    err, body = node.reply_body(...)   # the reply for the request that made the txn
+
+Reads are answered from the committed tree by read().  Time and randomness
+come in as arguments.
+"""
+from __future__ import annotations
+
+from coordcore.errors import Err
+from coordcore.node import acl as A
+from coordcore.node.prep import Preparer
+from coordcore.node.sessions import SessionTracker
+from coordcore.storage.api import DurableState
+from coordcore.tree import snapshot as S
+from coordcore.tree import txn as T
+from coordcore.tree.datatree import DataTree, EV_DELETED
+from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE, WatchManager
+from coordcore.tree.paths import split
+from coordcore.wire import proto as P
+from coordcore.wire.jute import I32, STAT, Writer
+
+NO_BODY = b""
+MULTI_DONE = b"\xff\xff\xff\xff\x01\xff\xff\xff\xff"  # MultiHeader{-1, true, -1}
+
+
+class Node:
+    def __init__(self, *, tick_ms: int, server_id: int, extended_types: bool, super_digest: str | None,
+                 state: DurableState, now_ms: int):
+        self.super_digest = super_digest
+        self.sessions = SessionTracker(tick_ms, server_id, now_ms)
+        if state.snapshot is not None:
+            self.committed, sess = S.decode(state.snapshot, keep_events=True)
+            for sid, timeout, passwd in sess:
+                self.sessions.add(sid, timeout, passwd, now_ms)
+        else:
+            self.committed = DataTree(keep_events=True)
+        self.watches = WatchManager()
+        self.recovered_txns = 0
+        for zxid, data in state.txns:
+            self.commit(T.decode(data))
+            self.recovered_txns += 1
+        self.committed.events.clear()
+        # the future tree starts equal to the committed one
+        future, _ = S.decode(S.encode(self.committed, []), keep_events=False)
+        self.preparer = Preparer(future, extended_types)
+        self.last_zxid = self.committed.last_zxid  # last zxid handed out by prep
+        self.sessions.refresh_all(now_ms)
+        self.on_session_closed = None  # callback(session_id) set by the runtime
+
+    # ------------------------------------------------------------------ writes
+    def next_zxid(self) -> int:
+        self.last_zxid += 1
+        return self.last_zxid
+
+    def prep_request(self, op, req, session_id, cxid, auth, now_ms) -> T.Txn:
+        zxid = self.next_zxid()
+        if op == P.CLOSE_SESSION:
+            t, b = self.preparer.close_session(session_id)
+            self.preparer.apply(t, b, zxid, now_ms, session_id)
+        else:
+            t, b = self.preparer.prep(op, req, session_id, auth, zxid, now_ms)
+        return T.Txn(zxid, now_ms, session_id, cxid, t, b)
+
+    def prep_create_session(self, timeout_ms: int, passwd: bytes, now_ms: int) -> T.Txn:
+        sid = self.sessions.allocate_id()
+        return T.Txn(self.next_zxid(), now_ms, sid, 0, T.T_CREATE_SESSION, (timeout_ms, passwd))
+
+    def prep_close_session(self, session_id: int, now_ms: int) -> T.Txn:
+        return self.prep_request(P.CLOSE_SESSION, None, session_id, 0, None, now_ms)
+
+    def prep_internal_delete(self, path: str, now_ms: int) -> T.Txn | None:
+        """Container/TTL reaper: a delete decided by the server, dropped if it no longer applies."""
+        node = self.preparer.tree.get(path)
+        if node is None or node.children:
+            return None
+        zxid = self.next_zxid()
+        self.preparer.apply(T.T_DELETE, (path,), zxid, now_ms, 0)
+        return T.Txn(zxid, now_ms, 0, 0, T.T_DELETE, (path,))
+
+    def commit(self, txn: T.Txn):
+        """Apply a durable txn to the committed tree and fire its watches.  Returns the apply result."""
+        tree = self.committed
+        result = tree.apply(txn)
+        if tree.events:
+            events = tree.events
+            tree.events = []
+            self.watches.fire(events)
+        t = txn.type
+        if t == T.T_CREATE_SESSION:
+            self.sessions.add(txn.session_id, txn.body[0], txn.body[1], txn.time)
+        elif t == T.T_CLOSE_SESSION:
+            self.sessions.remove(txn.session_id)
+            if self.on_session_closed is not None:
+                self.on_session_closed(txn.session_id)
+        return result
+
+    def reply_body(self, op, req, txn: T.Txn, result) -> tuple[int, bytes]:
+        t = txn.type
+        if t == T.T_ERROR:
+            return txn.body[0], NO_BODY
+        if op == P.MULTI:
+            return 0, self._multi_reply(req.ops, txn, result)
+        return 0, self._op_result(op, t, txn.body, result)
+
+    @staticmethod
+    def _op_result(op, t, body, result) -> bytes:
+        if t == T.T_CREATE:
+            w = Writer().ustring(body[0])
+            if op != P.CREATE:
+                w.raw(result)
+            return w.getvalue()
+        if t in (T.T_SET_DATA, T.T_SET_ACL):
+            return result
+        return NO_BODY
+
+    def _multi_reply(self, ops, txn, result) -> bytes:
+        w = Writer()
+        for (op, _), (st, sb), (_, res) in zip(ops, txn.body[0], result):
+            if st == T.T_ERROR:
+                w.int(-1).bool(False).int(sb[0]).int(sb[0])
+            elif st == T.T_CREATE:
+                rtype = P.CREATE if op == P.CREATE else P.CREATE2
+                w.int(rtype).bool(False).int(0).raw(self._op_result(op, st, sb, res))
+            else:
+                w.int(st).bool(False).int(0).raw(self._op_result(op, st, sb, res))
+        w.raw(MULTI_DONE)
+        return w.getvalue()
+
+    # ------------------------------------------------------------------ reads
+    def read(self, op, req, conn) -> tuple[int, bytes]:
+        """Answer a read from the committed tree; `conn` is the watcher (watches, auth, session_id)."""
+        handler = self._READS.get(op)
+        if handler is None:
+            return Err.UNIMPLEMENTED, NO_BODY
+        return handler(self, req, conn)
+
+    def _exists(self, req, conn):
+        path = req.path
+        if "\x00" in path:
+            return Err.BADARGUMENTS, NO_BODY
+        node = self.committed.nodes.get(path)
+        if req.watch:
+            self.watches.add(DATA, path, conn)
+        if node is None:
+            return Err.NONODE, NO_BODY
+        return 0, node.stat_bytes()
+
+    def _get_data(self, req, conn):
+        node = self.committed.nodes.get(req.path)
+        if node is None:
+            return Err.NONODE, NO_BODY
+        if not A.check(node.acl, conn.auth, A.PERM_READ):
+            return Err.NOAUTH, NO_BODY
+        if req.watch:
+            self.watches.add(DATA, req.path, conn)
+        data = node.data
+        if data is None:
+            return 0, b"\xff\xff\xff\xff" + node.stat_bytes()
+        return 0, I32.pack(len(data)) + data + node.stat_bytes()
+
+    def _children(self, req, conn, with_stat):
+        node = self.committed.nodes.get(req.path)
+        if node is None:
+            return Err.NONODE, NO_BODY
+        if not A.check(node.acl, conn.auth, A.PERM_READ):
+            return Err.NOAUTH, NO_BODY
+        if req.watch:
+            self.watches.add(CHILD, req.path, conn)
+        w = Writer().strings(list(node.children))
+        if with_stat:
+            w.raw(node.stat_bytes())
+        return 0, w.getvalue()
+
+    def _get_children(self, req, conn):
+        return self._children(req, conn, False)
+
+    def _get_children2(self, req, conn):
+        return self._children(req, conn, True)
+
+    def _get_acl(self, req, conn):
+        node = self.committed.nodes.get(req.path)
+        if node is None:
+            return Err.NONODE, NO_BODY
+        if not A.check(node.acl, conn.auth, A.PERM_READ | A.PERM_ADMIN):
+            return Err.NOAUTH, NO_BODY
+        acl = node.acl
+        if not A.check(node.acl, conn.auth, A.PERM_ADMIN):
+            acl = A.mask_digests(acl)
+        return 0, Writer().acls(acl).raw(node.stat_bytes()).getvalue()
+
+    def _sync(self, req, conn):
+        return 0, Writer().ustring(req.path).getvalue()
+
+    def _all_children_number(self, req, conn):
+        node = self.committed.nodes.get(req.path)
+        if node is None:
+            return Err.NONODE, NO_BODY
+        if not A.check(node.acl, conn.auth, A.PERM_READ):
+            return Err.NOAUTH, NO_BODY
+        return 0, I32.pack(self.committed.count_descendants(req.path))
+
+    def _ephemerals(self, req, conn):
+        prefix = req.path or "/"
+        owned = self.committed.ephemerals.get(conn.session_id, ())
+        paths = sorted(p for p in owned if prefix == "/" or p.startswith(prefix))
+        return 0, Writer().strings(paths).getvalue()
+
+    def _who_am_i(self, req, conn):
+        w = Writer()
+        ids = conn.auth.ids
+        w.int(len(ids))
+        for scheme, ident in ids:
+            user = ident.split(":", 1)[0] if scheme == "digest" else ident
+            w.ustring(scheme).ustring(user)
+        return 0, w.getvalue()
+
+    def _add_watch(self, req, conn):
+        if req.type == 0:
+            self.watches.add(PERSISTENT, req.path, conn)
+        elif req.type == 1:
+            self.watches.add(RECURSIVE, req.path, conn)
+        else:
+            return Err.BADARGUMENTS, NO_BODY
+        return 0, I32.pack(0)
+
+    def _watch_kinds(self, wtype):
+        if wtype == 1:
+            return (CHILD,)
+        if wtype == 2:
+            return (DATA,)
+        if wtype == 3:
+            return (DATA, CHILD, PERSISTENT, RECURSIVE)
+        if wtype == 4:
+            return (PERSISTENT,)
+        if wtype == 5:
+            return (RECURSIVE,)
+        return ()
+
+    def _check_watches(self, req, conn):
+        if any(self.watches.has(k, req.path, conn) for k in self._watch_kinds(req.type)):
+            return 0, NO_BODY
+        return Err.NOWATCHER, NO_BODY
+
+    def _remove_watches(self, req, conn):
+        removed = False
+        for k in self._watch_kinds(req.type):
+            removed |= self.watches.remove(k, req.path, conn)
+        return (0, NO_BODY) if removed else (Err.NOWATCHER, NO_BODY)
+
+    def _set_watches(self, req, conn):
+        rel = req.relative_zxid
+        nodes = self.committed.nodes
+        for path in req.data:
+            n = nodes.get(path)
+            if n is None:
+                conn.notify(2, path)
+            elif n.mzxid > rel:
+                conn.notify(3, path)
+            else:
+                self.watches.add(DATA, path, conn)
+        for path in req.exist:
+            if path in nodes:
+                conn.notify(1, path)
+            else:
+                self.watches.add(DATA, path, conn)
+        for path in req.child:
+            n = nodes.get(path)
+            if n is None:
+                conn.notify(2, path)
+            elif n.pzxid > rel:
+                conn.notify(4, path)
+            else:
+                self.watches.add(CHILD, path, conn)
+        for path in req.persistent:
+            self.watches.add(PERSISTENT, path, conn)
+        for path in req.recursive:
+            self.watches.add(RECURSIVE, path, conn)
+        return 0, NO_BODY
+
+    def _multi_read(self, req, conn):
+        w = Writer()
+        for op, sub in req.ops:
+            sub.watch = False
+            err, body = (self._get_data if op == P.GET_DATA else self._get_children)(sub, conn)
+            if err:
+                w.int(-1).bool(False).int(err).int(err)
+            else:
+                w.int(op).bool(False).int(0).raw(body)
+        w.raw(MULTI_DONE)
+        return 0, w.getvalue()
+
+    _READS = {
+        P.EXISTS: _exists, P.GET_DATA: _get_data, P.GET_CHILDREN: _get_children,
+        P.GET_CHILDREN2: _get_children2, P.GET_ACL: _get_acl, P.SYNC: _sync,
+        P.GET_ALL_CHILDREN_NUMBER: _all_children_number, P.GET_EPHEMERALS: _ephemerals,
+        P.WHO_AM_I: _who_am_i, P.ADD_WATCH: _add_watch, P.CHECK_WATCHES: _check_watches,
+        P.REMOVE_WATCHES: _remove_watches, P.SET_WATCHES: _set_watches, P.SET_WATCHES2: _set_watches,
+        P.MULTI_READ: _multi_read,
+    }
+
+    # ------------------------------------------------------------------ maintenance
+    def snapshot_bytes(self) -> bytes:
+        sess = [(s.session_id, s.timeout_ms, s.passwd) for s in self.sessions.sessions.values()]
+        return S.encode(self.committed, sess)
+
+    def reap_candidates(self, now_ms: int) -> list[str]:
+        """Containers that had children and are empty; TTL nodes empty and unmodified for ttl ms."""
+        tree = self.committed
+        out = []
+        for path in list(tree.containers):
+            n = tree.nodes.get(path)
+            if n is not None and not n.children and n.cseq > 0:
+                out.append(path)
+        for path in list(tree.ttls):
+            n = tree.nodes.get(path)
+            if n is not None and not n.children and now_ms - n.mtime > n.ttl:
+                out.append(path)
+        return out

@@ -1,0 +1,185 @@
+"""Prep: turn a write request into a fully decided txn, validating against the tree *as it will be*.
+
+The future tree is a DataTree that every prepared txn is applied to at once,
+ahead of persistence; the committed tree only sees txns after they are
+durable.  So validation here sees the effect of every earlier pending write
+(ZooKeeper's outstanding ChangeRecords), and a multi is validated op by op and
+rolled back with the tree's undo log if any op fails.  Check order follows
+ZooKeeper 3.8's PrepRequestProcessor.
+"""
+from __future__ import annotations
+
+from coordcore.errors import ApiError, Err
+from coordcore.node import acl as A
+from coordcore.tree import txn as T
+from coordcore.tree.datatree import SPECIAL_PATHS, DataTree
+from coordcore.tree.paths import int32, is_valid, split
+from coordcore.wire import proto as P
+
+TTL_MAX = 0xFFFFFFFFFF
+
+
+class Preparer:
+    def __init__(self, tree: DataTree, extended_types: bool):
+        self.tree = tree
+        self.extended_types = extended_types
+
+    # ---- entry points ----
+    def prep(self, op: int, req, session_id: int, auth: A.AuthInfo, zxid: int, time: int) -> tuple[int, tuple]:
+        """Return the decided (txn type, body), already applied to the future tree.
+
+        A failed request gives (T_ERROR, (code,)); a failed multi gives a MULTI of
+        error results (0 before the failing op, its code, -2 after), as ZooKeeper does.
+        """
+        self.zxid, self.time = zxid, time
+        if op == P.MULTI:
+            return self._multi(req.ops, session_id, auth)
+        try:
+            t, b = self._one(op, req, session_id, auth)
+        except ApiError as e:
+            return T.T_ERROR, (int(e.code),)
+        self.tree.apply_op(t, b, zxid, time, session_id, None)
+        return t, b
+
+    def _multi(self, ops, session_id, auth):
+        undo: list = []
+        done: list = []
+        for i, (op, req) in enumerate(ops):
+            try:
+                t, b = self._one(op, req, session_id, auth)
+            except ApiError as e:
+                self.tree.undo(undo)
+                results = [(T.T_ERROR, (0,))] * i + [(T.T_ERROR, (int(e.code),))]
+                results += [(T.T_ERROR, (int(Err.RUNTIMEINCONSISTENCY),))] * (len(ops) - i - 1)
+                return T.T_MULTI, (results,)
+            self.tree.apply_op(t, b, self.zxid, self.time, session_id, undo)
+            done.append((t, b))
+        return T.T_MULTI, (done,)
+
+    def apply(self, t: int, b: tuple, zxid: int, time: int, session_id: int) -> None:
+        """Apply an internally decided txn (session open/close) to the future tree."""
+        self.tree.apply_op(t, b, zxid, time, session_id, None)
+
+    def _one(self, op, req, session_id, auth):
+        if op in P.CREATE_OPS:
+            return self._create(op, req, session_id, auth)
+        if op == P.DELETE:
+            return self._delete(req, auth)
+        if op == P.SET_DATA:
+            return self._set_data(req, auth)
+        if op == P.SET_ACL:
+            return self._set_acl(req, auth)
+        if op == P.CHECK:
+            return self._check(req, auth)
+        if op == P.RECONFIG:
+            raise ApiError(Err.RECONFIGDISABLED)
+        raise ApiError(Err.UNIMPLEMENTED)
+
+    # ---- single ops ----
+    def _create(self, op, req, session_id, auth):
+        flags = req.flags
+        if flags not in (0, 1, 2, 3, 4, 5, 6):
+            raise ApiError(Err.BADARGUMENTS)
+        is_ttl_mode = flags in (5, 6)
+        if is_ttl_mode and not self.extended_types:
+            raise ApiError(Err.UNIMPLEMENTED)
+        ttl = req.ttl if op == P.CREATE_TTL else -1
+        if is_ttl_mode:
+            if not (0 < ttl <= TTL_MAX):
+                raise ApiError(Err.BADARGUMENTS)
+        elif ttl >= 0:
+            raise ApiError(Err.BADARGUMENTS)
+        sequential = flags in (2, 3, 6)
+        path = req.path
+        if not is_valid(path, sequential) or path == "/":
+            if path == "/":
+                acl = A.fixup(req.acl, auth)
+                raise ApiError(Err.NODEEXISTS)
+            raise ApiError(Err.BADARGUMENTS)
+        acl = A.fixup(req.acl, auth)
+        parent_path, _ = split(path)
+        parent = self.tree.get(parent_path)
+        if parent is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(parent.acl, auth, A.PERM_CREATE):
+            raise ApiError(Err.NOAUTH)
+        cseq = parent.cseq
+        if sequential:
+            path = path + "%010d" % cseq
+            if not is_valid(path):
+                raise ApiError(Err.BADARGUMENTS)
+        if path in self.tree.nodes:
+            raise ApiError(Err.NODEEXISTS)
+        if parent.kind == T.K_EPHEMERAL:
+            raise ApiError(Err.NOCHILDRENFOREPHEMERALS)
+        if op == P.CREATE_CONTAINER or flags == 4:
+            kind, owner = T.K_CONTAINER, 0
+        elif op == P.CREATE_TTL:
+            kind, owner = T.K_TTL, 0
+        elif flags in (1, 3):
+            kind, owner = T.K_EPHEMERAL, session_id
+        else:
+            kind, owner = T.K_PERSISTENT, 0
+        return T.T_CREATE, (path, req.data, acl, kind, owner, ttl, int32(cseq + 1))
+
+    def _delete(self, req, auth):
+        path = req.path
+        if not is_valid(path) or path in SPECIAL_PATHS:
+            raise ApiError(Err.BADARGUMENTS)
+        parent = self.tree.get(split(path)[0])
+        if parent is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(parent.acl, auth, A.PERM_DELETE):
+            raise ApiError(Err.NOAUTH)
+        node = self.tree.get(path)
+        if node is None:
+            raise ApiError(Err.NONODE)
+        if req.version != -1 and req.version != node.version:
+            raise ApiError(Err.BADVERSION)
+        if node.children:
+            raise ApiError(Err.NOTEMPTY)
+        return T.T_DELETE, (path,)
+
+    def _set_data(self, req, auth):
+        path = req.path
+        if not is_valid(path):
+            raise ApiError(Err.BADARGUMENTS)
+        node = self.tree.get(path)
+        if node is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(node.acl, auth, A.PERM_WRITE):
+            raise ApiError(Err.NOAUTH)
+        if req.version != -1 and req.version != node.version:
+            raise ApiError(Err.BADVERSION)
+        return T.T_SET_DATA, (path, req.data, int32(node.version + 1))
+
+    def _set_acl(self, req, auth):
+        path = req.path
+        if not is_valid(path):
+            raise ApiError(Err.BADARGUMENTS)
+        acl = A.fixup(req.acl, auth)
+        node = self.tree.get(path)
+        if node is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(node.acl, auth, A.PERM_ADMIN):
+            raise ApiError(Err.NOAUTH)
+        if req.version != -1 and req.version != node.aversion:
+            raise ApiError(Err.BADVERSION)
+        return T.T_SET_ACL, (path, acl, int32(node.aversion + 1))
+
+    def _check(self, req, auth):
+        path = req.path
+        if not is_valid(path):
+            raise ApiError(Err.BADARGUMENTS)
+        node = self.tree.get(path)
+        if node is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(node.acl, auth, A.PERM_READ):
+            raise ApiError(Err.NOAUTH)
+        if req.version != -1 and req.version != node.version:
+            raise ApiError(Err.BADVERSION)
+        return T.T_CHECK, (path, req.version)
+
+    # ---- session txns ----
+    def close_session(self, session_id: int) -> tuple[int, tuple]:
+        return T.T_CLOSE_SESSION, (sorted(self.tree.ephemerals.get(session_id, ())),)

@@ -1,0 +1,346 @@
+"""The asyncio shell of one standalone server: listener, group commit, timers, four-letter words.
+
+Write path (one pipeline; standalone is a quorum of one):
+  request -> Node.prep_request (decided, applied to the future tree) -> storage.append
+          -> one fsync for the whole batch (worker thread; the loop keeps serving)
+          -> Node.commit (committed tree, watches fire) -> replies in per-connection order.
+Nothing is acknowledged before its txn is fsynced.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import threading
+import time
+
+import structlog
+
+from coordcore.config import ServerConfig
+from coordcore.node.node import Node
+from coordcore.runtime import fourletter
+from coordcore.runtime.clients import ClientConnection
+from coordcore.storage.disk import DiskStorage
+from coordcore.tree import txn as T
+from coordcore.wire import proto as P
+
+log = structlog.get_logger("coordcore")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Server:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.storage: DiskStorage | None = None
+        self.node: Node | None = None
+        self.listener = None
+        self.port = None
+        self.conns: set[ClientConnection] = set()
+        self.conns_by_ip: dict[str, int] = {}
+        self.session_conns: dict[int, ClientConnection] = {}
+        self.batch: list = []
+        self.committing = False
+        self.io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="coordcore-io")
+        self.txns_since_snapshot = 0
+        self.snapshotting = False
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
+        self.started_ms = _now_ms()
+        self.timers: list[asyncio.Handle] = []
+        self.stopped = asyncio.Event() if False else None
+        self.failed: BaseException | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        cfg = self.config
+        t0 = time.perf_counter()
+        self.storage = DiskStorage(cfg.log_dir, cfg.data_dir, fsync=cfg.force_sync)
+        state = self.storage.load()
+        if state.truncated_bytes:
+            log.warning("storage.torn_tail_truncated", bytes=state.truncated_bytes)
+        self.node = Node(tick_ms=cfg.tick_ms, server_id=cfg.server_id, extended_types=cfg.extended_types_enabled,
+                         super_digest=cfg.super_digest, state=state, now_ms=_now_ms())
+        self.node.on_session_closed = self._on_session_closed
+        self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
+                                                      cfg.client_port, reuse_address=True, backlog=1024)
+        self.port = self.listener.sockets[0].getsockname()[1]
+        self._every(cfg.tick_ms, self._on_tick)
+        self._every(cfg.container_check_interval_ms, self._on_reap)
+        log.info("server.started", address=cfg.client_port_address, port=self.port, data_dir=cfg.data_dir,
+                 zxid="0x%x" % self.node.committed.last_zxid, sessions=len(self.node.sessions.sessions),
+                 recovered_txns=self.node.recovered_txns, snapshot_zxid="0x%x" % state.snapshot_zxid,
+                 load_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    async def stop(self) -> None:
+        log.info("server.stopping", port=self.port)
+        for h in self.timers:
+            h.cancel()
+        if self.listener is not None:
+            self.listener.close()
+        for c in list(self.conns):
+            c.close()
+        while self.committing or self.batch:
+            await asyncio.sleep(0.005)
+        if self.storage is not None:
+            await self.loop.run_in_executor(self.io, self.storage.close)
+        self.io.shutdown(wait=True)
+
+    def _every(self, interval_ms: int, fn) -> None:
+        def run():
+            try:
+                fn()
+            finally:
+                self.timers.append(self.loop.call_later(interval_ms / 1000, run))
+        self.timers.append(self.loop.call_later(interval_ms / 1000, run))
+
+    # ------------------------------------------------------------------ connections
+    def register_connection(self, conn: ClientConnection) -> bool:
+        ip = conn.peer[0]
+        limit = self.config.max_client_cnxns
+        if limit and self.conns_by_ip.get(ip, 0) >= limit:
+            return False
+        self.conns_by_ip[ip] = self.conns_by_ip.get(ip, 0) + 1
+        self.conns.add(conn)
+        return True
+
+    def unregister_connection(self, conn: ClientConnection) -> None:
+        if conn in self.conns:
+            self.conns.discard(conn)
+            ip = conn.peer[0]
+            self.conns_by_ip[ip] -= 1
+            if not self.conns_by_ip[ip]:
+                del self.conns_by_ip[ip]
+        self.node.watches.remove_watcher(conn)
+        if conn.session_id and self.session_conns.get(conn.session_id) is conn:
+            del self.session_conns[conn.session_id]
+
+    def touch(self, conn: ClientConnection) -> None:
+        self.node.sessions.touch(conn.session_id, _now_ms())
+
+    def handle_connect(self, conn: ClientConnection, req: P.ConnectRequest) -> None:
+        node = self.node
+        if req.last_zxid_seen > node.committed.last_zxid:
+            log.warning("client.zxid_ahead", peer="%s:%s" % conn.peer, client_zxid="0x%x" % req.last_zxid_seen,
+                        server_zxid="0x%x" % node.committed.last_zxid)
+            conn.close()
+            return
+        cfg = self.config
+        timeout = min(max(req.timeout_ms, cfg.min_session_timeout_ms), cfg.max_session_timeout_ms)
+        conn.state = 1  # S_AWAIT_SESSION: read nothing more until the session is set up
+        if req.session_id == 0:
+            txn = node.prep_create_session(timeout, os.urandom(16), _now_ms())
+            self._submit(txn, lambda txn, result: self._session_created(conn, txn))
+            return
+        old = self.session_conns.get(req.session_id)
+        if old is not None and old is not conn:
+            old.close()
+        sess = node.sessions.get(req.session_id)
+        if sess is None or sess.closing or sess.passwd != req.passwd:
+            log.info("client.session_invalid", peer="%s:%s" % conn.peer, session="0x%x" % req.session_id)
+            conn.session_invalid()
+            return
+        node.sessions.touch(req.session_id, _now_ms(), timeout)
+        self.session_conns[req.session_id] = conn
+        conn.session_established(req.session_id, timeout, sess.passwd)
+
+    def _session_created(self, conn: ClientConnection, txn) -> None:
+        if conn.state == 3:  # closed while the session was being created; it will expire
+            return
+        self.session_conns[txn.session_id] = conn
+        conn.session_established(txn.session_id, txn.body[0], txn.body[1])
+
+    def _on_session_closed(self, session_id: int) -> None:
+        conn = self.session_conns.pop(session_id, None)
+        if conn is not None and not conn.pending:
+            conn.close_after_flush = True
+            conn._schedule_flush()
+
+    # ------------------------------------------------------------------ write pipeline
+    def submit_request(self, conn: ClientConnection, p) -> None:
+        txn = self.node.prep_request(p.op, p.req, conn.session_id, p.xid, conn.auth, _now_ms())
+        self._submit(txn, lambda txn, result: conn.on_committed(p, *self.node.reply_body(p.op, p.req, txn, result)))
+
+    def _submit(self, txn, callback) -> None:
+        self.storage.append(txn.zxid, T.encode(txn))
+        self.batch.append((txn, callback))
+        if not self.committing:
+            self.committing = True
+            self.loop.create_task(self._commit_loop())
+
+    async def _commit_loop(self) -> None:
+        try:
+            while self.batch:
+                batch, self.batch = self.batch, []
+                await self.loop.run_in_executor(self.io, self.storage.sync)
+                commit = self.node.commit
+                for txn, callback in batch:
+                    result = commit(txn)
+                    if callback is not None:
+                        callback(txn, result)
+                self.txns_since_snapshot += len(batch)
+                if self.txns_since_snapshot >= self.config.snap_count and not self.snapshotting:
+                    self._snapshot()
+        except BaseException as e:  # a failed fsync must never be acknowledged: stop serving
+            self.failed = e
+            log.error("storage.sync_failed", error=repr(e))
+            self.loop.stop()
+            raise
+        finally:
+            self.committing = False
+
+    def _snapshot(self) -> None:
+        self.txns_since_snapshot = 0
+        zxid = self.node.committed.last_zxid
+        data = self.node.snapshot_bytes()
+        self.snapshotting = True
+
+        def done(fut):
+            self.snapshotting = False
+            if fut.exception() is not None:
+                log.error("snapshot.failed", zxid="0x%x" % zxid, error=repr(fut.exception()))
+            else:
+                log.info("snapshot.saved", zxid="0x%x" % zxid, bytes=len(data))
+
+        self.loop.run_in_executor(self.io, self.storage.save_snapshot, zxid, data).add_done_callback(done)
+
+    # ------------------------------------------------------------------ timers
+    def _on_tick(self) -> None:
+        now = _now_ms()
+        for sid in self.node.sessions.expired(now):
+            log.info("session.expired", session="0x%x" % sid)
+            self._submit(self.node.prep_close_session(sid, now), None)
+
+    def _on_reap(self) -> None:
+        now = _now_ms()
+        for path in self.node.reap_candidates(now):
+            txn = self.node.prep_internal_delete(path, now)
+            if txn is not None:
+                log.info("container.reaped", path=path)
+                self._submit(txn, None)
+
+    # ------------------------------------------------------------------ stats and 4lw
+    def record_latency(self, lat_ms: int) -> None:
+        self.lat_total += lat_ms
+        self.lat_count += 1
+        if lat_ms > self.lat_max:
+            self.lat_max = lat_ms
+        if self.lat_count == 1 or lat_ms < self.lat_min:
+            self.lat_min = lat_ms
+
+    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
+        info = self.server_info()
+        text = fourletter.render(cmd, info, self.config.four_letter_whitelist)
+        effect = fourletter.side_effect(cmd) if cmd in self.config.four_letter_whitelist else None
+        if effect == "reset_server_stats":
+            self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
+            self.packets_received = self.packets_sent = 0
+        elif effect == "reset_connection_stats":
+            for c in self.conns:
+                c.lat_min = c.lat_max = c.lat_total = c.lat_count = c.lat_last = 0
+                c.recved = c.sent = 0
+        self.conns.discard(conn)  # a 4lw connection is not a client
+        conn.out.append(text.encode("utf-8"))
+        conn.close_after_flush = True
+        conn.state = 1
+        conn._schedule_flush()
+
+    def server_info(self) -> fourletter.ServerInfo:
+        node = self.node
+        tree = node.committed
+        conns = []
+        for c in self.conns:
+            if c.state == 3:
+                continue
+            conns.append(fourletter.ConnInfo(
+                remote_ip=c.peer[0], remote_port=c.peer[1], queued=len(c.pending), recved=c.recved, sent=c.sent,
+                session_id=c.session_id, last_op=c.last_op, established_ms=c.established_ms,
+                timeout_ms=c.timeout_ms, last_cxid=c.last_cxid, last_zxid=c.last_zxid,
+                last_response_ms=c.last_response_ms, last_latency_ms=c.lat_last, min_latency_ms=c.lat_min,
+                avg_latency_ms=(c.lat_total // c.lat_count) if c.lat_count else 0, max_latency_ms=c.lat_max))
+        from coordcore.tree.watches import DATA, CHILD
+        data_watches = {path: [w.session_id for w in ws] for path, ws in node.watches.tables[DATA].items()}
+        watch_count = sum(len(s) for t in node.watches.tables for s in t.values())
+        sessions = [fourletter.SessionInfo(session_id=s.session_id, timeout_ms=s.timeout_ms,
+                                           expires_at_ms=s.expires_ms,
+                                           ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
+                    for s in node.sessions.sessions.values()]
+        return fourletter.ServerInfo(
+            config=self.config, client_port=self.port, last_zxid=tree.last_zxid, node_count=len(tree.nodes),
+            latency_min_ms=self.lat_min, latency_avg_ms=(self.lat_total / self.lat_count) if self.lat_count else 0.0,
+            latency_max_ms=self.lat_max, packets_received=self.packets_received, packets_sent=self.packets_sent,
+            outstanding=sum(len(c.pending) for c in self.conns), connections=conns, data_watches=data_watches,
+            watch_count=watch_count, sessions=sessions,
+            ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
+            approximate_data_size=tree.data_size, uptime_ms=_now_ms() - self.started_ms, now_ms=_now_ms())
+
+
+class ServerThread:
+    """An in-process server on its own thread and event loop (for tests and embedding)."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.server: Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self, timeout: float = 10) -> "ServerThread":
+        self.thread = threading.Thread(target=self._run, name="coordcore-server", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("coordcore server did not start within %.1fs" % timeout)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.server = Server(self.config)
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            self.loop.close()
+            return
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.server.stop())
+            self.loop.close()
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.loop is not None and self.thread is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout)
+
+
+def run(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT.  Returns the process exit code."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = Server(config)
+    loop.run_until_complete(server.start())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        if server.failed is None:
+            loop.run_until_complete(server.stop())
+        loop.close()
+    return 1 if server.failed is not None else 0

@@ -1,0 +1,218 @@
+"""DataTree: the replicated state (znodes, Stat, ephemerals by session) and txn application.
+
+apply() trusts its txn: validation happened in prep.  It returns the per-op
+results the reply needs and appends watch triggers to `self.events` (when the
+tree keeps them) in ZooKeeper's order.  No I/O, no clock, no watches here.
+"""
+from __future__ import annotations
+
+from coordcore.tree import txn as T
+from coordcore.tree.paths import int32, split
+from coordcore.wire.jute import STAT
+
+PERM_READ, PERM_WRITE, PERM_CREATE, PERM_DELETE, PERM_ADMIN, PERM_ALL = 1, 2, 4, 8, 16, 31
+OPEN_ACL = ((PERM_ALL, "world", "anyone"),)
+READ_ACL = ((PERM_READ, "world", "anyone"),)
+
+SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
+
+# watch trigger kinds appended to DataTree.events: (kind, path)
+EV_CREATED, EV_DELETED, EV_CHANGED, EV_CHILD = 1, 2, 3, 4
+
+
+class ZNode:
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cseq", "aversion",
+                 "owner", "pzxid", "children", "kind", "ttl")
+
+    def __init__(self, data, acl, zxid, time, owner=0, kind=T.K_PERSISTENT, ttl=-1):
+        self.data = data
+        self.acl = acl
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time
+        self.version = self.cseq = self.aversion = 0
+        self.owner = owner
+        self.children = set()
+        self.kind = kind
+        self.ttl = ttl
+
+    def stat_tuple(self):
+        n = len(self.children)
+        return (self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                int32(2 * self.cseq - n), self.aversion, self.owner,
+                len(self.data) if self.data is not None else 0, n, self.pzxid)
+
+    def stat_bytes(self) -> bytes:
+        return STAT.pack(*self.stat_tuple())
+
+    def copy_fields(self):
+        return (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
+                self.pzxid)
+
+    def restore_fields(self, f):
+        (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
+         self.pzxid) = f
+
+
+_acl_cache: dict = {}
+
+
+def intern_acl(acl) -> tuple:
+    """ACL lists are shared between nodes (ZooKeeper's ACL cache does the same)."""
+    key = tuple(tuple(a) for a in acl)
+    return _acl_cache.setdefault(key, key)
+
+
+class DataTree:
+    def __init__(self, keep_events: bool = True):
+        root = ZNode(b"", OPEN_ACL, 0, 0)
+        zk = ZNode(b"", OPEN_ACL, 0, 0)
+        quota = ZNode(b"", OPEN_ACL, 0, 0)
+        config = ZNode(b"", READ_ACL, 0, 0)
+        config.aversion = -1
+        root.children.add("zookeeper")
+        zk.children.update(("quota", "config"))
+        self.nodes: dict[str, ZNode] = {"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
+                                        "/zookeeper/config": config}
+        self.ephemerals: dict[int, set] = {}
+        self.containers: set = set()
+        self.ttls: set = set()
+        self.last_zxid = 0
+        self.data_size = 0
+        self.events: list | None = [] if keep_events else None
+
+    # ----- reads -----
+    def get(self, path: str) -> ZNode | None:
+        return self.nodes.get(path)
+
+    def count_descendants(self, path: str) -> int:
+        node = self.nodes.get(path)
+        if node is None:
+            return 0
+        total, stack = 0, [path]
+        while stack:
+            p = stack.pop()
+            n = self.nodes[p]
+            for c in n.children:
+                total += 1
+                stack.append(p + c if p == "/" else p + "/" + c)
+        return total
+
+    # ----- apply -----
+    def apply(self, txn: T.Txn):
+        """Apply a committed txn; returns the result (per-op list for MULTI, else one result)."""
+        if txn.zxid > self.last_zxid:
+            self.last_zxid = txn.zxid
+        return self.apply_op(txn.type, txn.body, txn.zxid, txn.time, txn.session_id, None)
+
+    def apply_op(self, t, b, zxid, time, session_id, undo):
+        """Apply one op. `undo` (a list) receives closures that revert it, for multi prep."""
+        if t == T.T_CREATE:
+            return self._create(b, zxid, time, undo)
+        if t == T.T_DELETE:
+            return self._delete(b[0], zxid, undo)
+        if t == T.T_SET_DATA:
+            node = self.nodes[b[0]]
+            if undo is not None:
+                undo.append((node, node.copy_fields(), None))
+            old = len(node.data) if node.data else 0
+            node.data = b[1]
+            self.data_size += (len(b[1]) if b[1] else 0) - old
+            node.version = b[2]
+            node.mzxid = zxid
+            node.mtime = time
+            if self.events is not None:
+                self.events.append((EV_CHANGED, b[0]))
+            return node.stat_bytes()
+        if t == T.T_SET_ACL:
+            node = self.nodes[b[0]]
+            if undo is not None:
+                undo.append((node, node.copy_fields(), None))
+            node.acl = intern_acl(b[1])
+            node.aversion = b[2]
+            return node.stat_bytes()
+        if t == T.T_MULTI:
+            return [(st, self.apply_op(st, sb, zxid, time, session_id, undo)) for st, sb in b[0]]
+        if t == T.T_CLOSE_SESSION:
+            for path in sorted(b[0]):
+                if path in self.nodes:
+                    self._delete(path, zxid, undo)
+            self.ephemerals.pop(session_id, None)
+            return None
+        return None  # ERROR, CHECK, CREATE_SESSION: no tree change
+
+    def _create(self, b, zxid, time, undo):
+        path, data, acl, kind, owner, ttl, cseq = b
+        parent_path, name = split(path)
+        parent = self.nodes[parent_path]
+        if undo is not None:
+            undo.append((parent, parent.copy_fields(), path))
+        node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)
+        self.nodes[path] = node
+        parent.children.add(name)
+        parent.cseq = cseq
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        if kind == T.K_EPHEMERAL:
+            self.ephemerals.setdefault(owner, set()).add(path)
+        elif kind == T.K_CONTAINER:
+            self.containers.add(path)
+        elif kind == T.K_TTL:
+            self.ttls.add(path)
+        self.data_size += len(path) + (len(data) if data else 0)
+        if self.events is not None:
+            self.events.append((EV_CREATED, path))
+        return node.stat_bytes()
+
+    def _delete(self, path, zxid, undo):
+        node = self.nodes.pop(path)
+        parent_path, name = split(path)
+        parent = self.nodes[parent_path]
+        if undo is not None:
+            undo.append((parent, parent.copy_fields(), None))
+            undo.append((None, node, path))
+        parent.children.discard(name)
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        self._unindex(path, node)
+        self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        if self.events is not None:
+            self.events.append((EV_DELETED, path))
+        return None
+
+    def _unindex(self, path, node):
+        if node.kind == T.K_EPHEMERAL:
+            s = self.ephemerals.get(node.owner)
+            if s is not None:
+                s.discard(path)
+                if not s:
+                    del self.ephemerals[node.owner]
+        elif node.kind == T.K_CONTAINER:
+            self.containers.discard(path)
+        elif node.kind == T.K_TTL:
+            self.ttls.discard(path)
+
+    def undo(self, undo: list) -> None:
+        """Revert the ops recorded by apply_op (newest first)."""
+        for target, saved, path in reversed(undo):
+            if target is None:  # a deleted node: put it back
+                node = saved
+                self.nodes[path] = node
+                parent_path, name = split(path)
+                self.nodes[parent_path].children.add(name)
+                if node.kind == T.K_EPHEMERAL:
+                    self.ephemerals.setdefault(node.owner, set()).add(path)
+                elif node.kind == T.K_CONTAINER:
+                    self.containers.add(path)
+                elif node.kind == T.K_TTL:
+                    self.ttls.add(path)
+                self.data_size += len(path) + (len(node.data) if node.data else 0)
+                continue
+            target.restore_fields(saved)
+            if path is not None:  # a created node under `target`: remove it
+                node = self.nodes.pop(path)
+                target.children.discard(split(path)[1])
+                self._unindex(path, node)
+                self.data_size -= len(path) + (len(node.data) if node.data else 0)
+
+    def node_count(self) -> int:
+        return len(self.nodes)

@@ -1,0 +1,124 @@
+"""WatchManager: one-shot data/child watches plus persistent and persistent-recursive ones.
+
+Watchers are opaque objects with `notify(event_type, path)` and a `watches`
+set used to drop everything when their connection closes.  Standard and
+persistent registrations are tracked independently (ZooKeeper 3.8 mixes them
+up on one connection: ZOOKEEPER-4466).
+"""
+from __future__ import annotations
+
+from coordcore.tree.datatree import EV_CHANGED, EV_CHILD, EV_CREATED, EV_DELETED
+from coordcore.tree.paths import split
+
+DATA, CHILD, PERSISTENT, RECURSIVE = 0, 1, 2, 3
+
+# WatcherEvent types on the wire
+NODE_CREATED, NODE_DELETED, NODE_DATA_CHANGED, NODE_CHILDREN_CHANGED = 1, 2, 3, 4
+
+
+class WatchManager:
+    def __init__(self):
+        self.tables: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
+
+    def add(self, kind: int, path: str, watcher) -> None:
+        self.tables[kind].setdefault(path, set()).add(watcher)
+        watcher.watches.add((kind, path))
+
+    def has(self, kind: int, path: str, watcher) -> bool:
+        s = self.tables[kind].get(path)
+        return s is not None and watcher in s
+
+    def remove(self, kind: int, path: str, watcher) -> bool:
+        s = self.tables[kind].get(path)
+        if s is None or watcher not in s:
+            return False
+        s.discard(watcher)
+        if not s:
+            del self.tables[kind][path]
+        watcher.watches.discard((kind, path))
+        return True
+
+    def remove_watcher(self, watcher) -> None:
+        for kind, path in list(watcher.watches):
+            s = self.tables[kind].get(path)
+            if s is not None:
+                s.discard(watcher)
+                if not s:
+                    del self.tables[kind][path]
+        watcher.watches.clear()
+
+    def _take(self, kind: int, path: str):
+        s = self.tables[kind].pop(path, None)
+        if s:
+            for w in s:
+                w.watches.discard((kind, path))
+        return s
+
+    def _recursive_watchers(self, path: str):
+        table = self.tables[RECURSIVE]
+        if not table:
+            return ()
+        found = []
+        p = path
+        while True:
+            s = table.get(p)
+            if s:
+                found.extend(s)
+            if p == "/":
+                break
+            p = split(p)[0]
+        return found
+
+    def fire(self, events) -> None:
+        """Deliver the triggers of one applied txn, in order."""
+        data, child, persistent, _ = self.tables
+        for ev, path in events:
+            if ev == EV_CHANGED:
+                self._deliver(NODE_DATA_CHANGED, path, self._take(DATA, path), persistent.get(path),
+                              self._recursive_watchers(path))
+            elif ev == EV_CREATED:
+                self._deliver(NODE_CREATED, path, self._take(DATA, path), persistent.get(path),
+                              self._recursive_watchers(path))
+                parent = split(path)[0]
+                self._deliver(NODE_CHILDREN_CHANGED, parent, self._take(CHILD, parent), persistent.get(parent), ())
+            elif ev == EV_DELETED:
+                # one NodeDeleted per watcher, whether it watched data, children or both
+                seen = set()
+                for group in (self._take(DATA, path), self._take(CHILD, path), persistent.get(path),
+                              self._recursive_watchers(path)):
+                    if group:
+                        for w in list(group):
+                            if w not in seen:
+                                seen.add(w)
+                                w.notify(NODE_DELETED, path)
+                parent = split(path)[0]
+                self._deliver(NODE_CHILDREN_CHANGED, parent, self._take(CHILD, parent), persistent.get(parent), ())
+
+    @staticmethod
+    def _deliver(etype, path, oneshot, persistent, recursive) -> None:
+        if not oneshot and not persistent and not recursive:
+            return
+        seen = set()
+        for group in (oneshot, persistent, recursive):
+            if group:
+                for w in list(group):
+                    if w not in seen:
+                        seen.add(w)
+                        w.notify(etype, path)
+
+    def summary(self) -> tuple[int, int, int]:
+        """(connections watching, paths watched, total watches) as `wchs` reports them."""
+        watchers, paths, total = set(), set(), 0
+        for table in self.tables:
+            for path, s in table.items():
+                paths.add(path)
+                total += len(s)
+                watchers.update(s)
+        return len(watchers), len(paths), total
+
+    def by_path(self) -> dict:
+        out: dict = {}
+        for table in self.tables:
+            for path, s in table.items():
+                out.setdefault(path, set()).update(s)
+        return out
