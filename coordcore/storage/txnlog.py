@@ -27,6 +27,7 @@ directories -- that is :mod:`coordcore.storage.disk`.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ HEADER_SIZE = _HEADER.size               # 32
 RECORD_HEADER_SIZE = _RECORD.size        # 16
 MAX_TXN_BYTES = 256 << 20                # far above jute.maxbuffer; a larger length is damage
 MAX_ZXID = (1 << 64) - 1
+_NON_ZERO = re.compile(rb"[^\x00]")
 
 # fdatasync skips flushing mtime; the size change of an append is still made durable.
 _datasync = getattr(os, "fdatasync", os.fsync)
@@ -200,11 +202,23 @@ def _record_at(view: memoryview, offset: int, salt: int) -> tuple[int, int] | st
     return zxid, start + length
 
 
-def _find_valid_record(view: memoryview, start: int, salt: int) -> int | None:
-    """Offset of any verifying record at or after ``start`` (byte by byte)."""
-    for offset in range(start, len(view) - RECORD_HEADER_SIZE + 1):
-        if isinstance(_record_at(view, offset, salt), tuple):
+def _find_valid_record(view: memoryview, start: int, salt: int, above_zxid: int) -> int | None:
+    """Offset of a verifying record with zxid > ``above_zxid`` at or after ``start``.
+
+    Tries every byte offset (damage may have shifted record boundaries) but
+    skips zero-filled stretches -- what a crash on many filesystems leaves --
+    since a real record has a non-zero zxid in its first 16 bytes.
+    """
+    offset, limit = start, len(view) - RECORD_HEADER_SIZE
+    while offset <= limit:
+        match = _NON_ZERO.search(view, offset)
+        if match is None:
+            return None
+        offset = max(offset, match.start() - RECORD_HEADER_SIZE + 1)
+        got = _record_at(view, offset, salt)
+        if isinstance(got, tuple) and got[0] > above_zxid:
             return offset
+        offset += 1
     return None
 
 
@@ -220,6 +234,11 @@ def scan_segment(path: str, first_zxid: int, after_zxid: int) -> SegmentScan:
     scan = SegmentScan(path=path, first_zxid=first_zxid, size=len(data))
     salt, reason = _decode_header(data, path)
     if salt < 0:
+        if len(data) > HEADER_SIZE and any(data):
+            # The header is synced before any record is written, so a bad header
+            # with data after it is damage, not a torn write: do not delete it.
+            raise CorruptLogError(f"{path}: offset 0: damaged segment header ({reason}) "
+                                  f"followed by {len(data) - HEADER_SIZE} bytes")
         scan.bad_offset, scan.bad_reason = 0, reason
         return scan
     view = memoryview(data)
@@ -228,7 +247,7 @@ def scan_segment(path: str, first_zxid: int, after_zxid: int) -> SegmentScan:
         got = _record_at(view, offset, salt)
         if isinstance(got, str):
             scan.bad_offset, scan.bad_reason = offset, got
-            scan.resync_offset = _find_valid_record(view, offset + 1, salt)
+            scan.resync_offset = _find_valid_record(view, offset + 1, salt, previous or 0)
             break
         zxid, end = got
         if previous is None and zxid != first_zxid:
