@@ -147,8 +147,10 @@ class DiskStorage:
             if last is None:
                 self._check_usable()
                 raise StorageError("load() must be called before append()")
-            if zxid <= last or zxid > txnlog.MAX_ZXID:
+            if zxid <= last:
                 raise ValueError(f"zxid {zxid:#x} is not above the last appended zxid {last:#x}")
+            if zxid > txnlog.MAX_ZXID:
+                raise ValueError(f"zxid {zxid:#x} does not fit in 64 bits")
             if len(txn) > txnlog.MAX_TXN_BYTES:
                 raise ValueError(f"txn of {len(txn)} bytes exceeds {txnlog.MAX_TXN_BYTES}")
             self._pending.append((zxid, txn))

@@ -320,3 +320,24 @@ def test_damaged_header_with_records_after_it_is_refused(dirs):
     with pytest.raises(CorruptLogError, match="damaged segment header"):
         load(dirs)
     assert os.path.exists(path)
+
+
+def test_failed_fsync_makes_the_storage_refuse_further_use(dirs, monkeypatch):
+    """After a failed write/fsync the page cache cannot be trusted: stop, restart, reload."""
+    s = DiskStorage(*dirs)
+    s.load()
+    s.append(1, b"ok")
+    s.sync()
+
+    def broken(self, txns):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(txnlog.SegmentWriter, "write_batch", broken)
+    s.append(2, b"doomed")
+    with pytest.raises(StorageError, match="failed"):
+        s.sync()
+    with pytest.raises(StorageError, match="failed earlier"):
+        s.sync()
+    s.close()
+    monkeypatch.undo()
+    assert load(dirs).txns == [(1, b"ok")]
