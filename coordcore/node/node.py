@@ -42,6 +42,7 @@ class Node:
         else:
             self.committed = DataTree(keep_events=True)
         self.watches = WatchManager()
+        self.on_session_closed = None  # callback(session_id) set by the runtime
         self.recovered_txns = 0
         for zxid, data in state.txns:
             self.commit(T.decode(data))
@@ -52,7 +53,6 @@ class Node:
         self.preparer = Preparer(future, extended_types)
         self.last_zxid = self.committed.last_zxid  # last zxid handed out by prep
         self.sessions.refresh_all(now_ms)
-        self.on_session_closed = None  # callback(session_id) set by the runtime
 
     # ------------------------------------------------------------------ writes
     def next_zxid(self) -> int:
@@ -126,8 +126,12 @@ class Node:
             if st == T.T_ERROR:
                 w.int(-1).bool(False).int(sb[0]).int(sb[0])
             elif st == T.T_CREATE:
-                rtype = P.CREATE if op == P.CREATE else P.CREATE2
-                w.int(rtype).bool(False).int(0).raw(self._op_result(op, st, sb, res))
+                # ZooKeeper 3.8 answers create and create2 inside a multi with a path-only result;
+                # container and TTL creates carry the Stat.
+                if op in (P.CREATE_CONTAINER, P.CREATE_TTL):
+                    w.int(P.CREATE2).bool(False).int(0).ustring(sb[0]).raw(res)
+                else:
+                    w.int(P.CREATE).bool(False).int(0).ustring(sb[0])
             else:
                 w.int(st).bool(False).int(0).raw(self._op_result(op, st, sb, res))
         w.raw(MULTI_DONE)
@@ -145,7 +149,7 @@ class Node:
         path = req.path
         if "\x00" in path:
             return Err.BADARGUMENTS, NO_BODY
-        node = self.committed.nodes.get(path)
+        node = self.committed.nodes.get(path or "/")
         if req.watch:
             self.watches.add(DATA, path, conn)
         if node is None:
@@ -153,7 +157,7 @@ class Node:
         return 0, node.stat_bytes()
 
     def _get_data(self, req, conn):
-        node = self.committed.nodes.get(req.path)
+        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
         if node is None:
             return Err.NONODE, NO_BODY
         if not A.check(node.acl, conn.auth, A.PERM_READ):
@@ -166,7 +170,7 @@ class Node:
         return 0, I32.pack(len(data)) + data + node.stat_bytes()
 
     def _children(self, req, conn, with_stat):
-        node = self.committed.nodes.get(req.path)
+        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
         if node is None:
             return Err.NONODE, NO_BODY
         if not A.check(node.acl, conn.auth, A.PERM_READ):
@@ -185,7 +189,7 @@ class Node:
         return self._children(req, conn, True)
 
     def _get_acl(self, req, conn):
-        node = self.committed.nodes.get(req.path)
+        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
         if node is None:
             return Err.NONODE, NO_BODY
         if not A.check(node.acl, conn.auth, A.PERM_READ | A.PERM_ADMIN):
@@ -199,7 +203,7 @@ class Node:
         return 0, Writer().ustring(req.path).getvalue()
 
     def _all_children_number(self, req, conn):
-        node = self.committed.nodes.get(req.path)
+        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
         if node is None:
             return Err.NONODE, NO_BODY
         if not A.check(node.acl, conn.auth, A.PERM_READ):

@@ -13,7 +13,7 @@ from coordcore.errors import ApiError, Err
 from coordcore.node import acl as A
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import SPECIAL_PATHS, DataTree
-from coordcore.tree.paths import int32, is_valid, split
+from coordcore.tree.paths import int32, is_valid
 from coordcore.wire import proto as P
 
 TTL_MAX = 0xFFFFFFFFFF
@@ -91,14 +91,13 @@ class Preparer:
             raise ApiError(Err.BADARGUMENTS)
         sequential = flags in (2, 3, 6)
         path = req.path
-        if not is_valid(path, sequential) or path == "/":
-            if path == "/":
-                acl = A.fixup(req.acl, auth)
-                raise ApiError(Err.NODEEXISTS)
+        # ZooKeeper 3.8 order: only a slash and no NUL are checked before the parent lookup; the full
+        # path rules apply to the final name (after any sequence suffix).
+        slash = path.rfind("/")
+        if slash == -1 or "\x00" in path:
             raise ApiError(Err.BADARGUMENTS)
         acl = A.fixup(req.acl, auth)
-        parent_path, _ = split(path)
-        parent = self.tree.get(parent_path)
+        parent = self.tree.get(path[:slash] or "/")
         if parent is None:
             raise ApiError(Err.NONODE)
         if not A.check(parent.acl, auth, A.PERM_CREATE):
@@ -106,8 +105,8 @@ class Preparer:
         cseq = parent.cseq
         if sequential:
             path = path + "%010d" % cseq
-            if not is_valid(path):
-                raise ApiError(Err.BADARGUMENTS)
+        if not is_valid(path):
+            raise ApiError(Err.BADARGUMENTS)
         if path in self.tree.nodes:
             raise ApiError(Err.NODEEXISTS)
         if parent.kind == T.K_EPHEMERAL:
@@ -124,9 +123,10 @@ class Preparer:
 
     def _delete(self, req, auth):
         path = req.path
-        if not is_valid(path) or path in SPECIAL_PATHS:
+        slash = path.rfind("/")
+        if slash == -1 or "\x00" in path or path in SPECIAL_PATHS:
             raise ApiError(Err.BADARGUMENTS)
-        parent = self.tree.get(split(path)[0])
+        parent = self.tree.get(path[:slash] or "/")
         if parent is None:
             raise ApiError(Err.NONODE)
         if not A.check(parent.acl, auth, A.PERM_DELETE):

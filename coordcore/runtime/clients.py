@@ -145,8 +145,13 @@ class ClientConnection(asyncio.Protocol):
         log.debug("client.session_established", peer="%s:%s" % self.peer, session="0x%x" % session_id,
                   timeout_ms=timeout_ms)
         if self.inbuf:
-            self._process_input()
+            # may be called from inside _process_input (a resumed session): continue on the next turn
+            self.server.loop.call_soon(self._resume_input)
         self._schedule_flush()
+
+    def _resume_input(self):
+        if self.state == S_CONNECTED and self.inbuf:
+            self.data_received(b"")
 
     def session_invalid(self):
         self.send(P.encode_connect_response(0, 0, INVALID_PASSWD, False if self.has_read_only_flag else None))
