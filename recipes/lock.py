@@ -202,12 +202,15 @@ class _LockBase:
         """A kazoo transaction that commits only if our lock node still exists (a fenced write).
 
         Add operations and ``commit()``; if we were deposed the whole transaction fails atomically
-        (the first result is a ``NoNodeError``).
+        (the first result is a ``NoNodeError``). Raises :class:`OwnershipLostError` at once when the loss
+        is already known.
         """
         with self._mutex:
             node_path = self._node_path
         if node_path is None:
             raise NotHeldError(f"{self.path}: lock not held")
+        if self.lost.is_set():
+            raise OwnershipLostError(f"{self.path}: ownership of {node_path} was lost")
         tx = self.client.transaction()
         tx.check(node_path, -1)
         return tx
@@ -219,7 +222,10 @@ class _LockBase:
         """
         tx = self.transaction()
         tx.set_data(path, value, version)
-        results = tx.commit()
+        try:
+            results = tx.commit()
+        except SessionExpiredError as e:  # the session, and with it our node, is gone
+            raise OwnershipLostError(f"{self.path}: session expired; write rejected") from e
         if isinstance(results[0], Exception):
             raise OwnershipLostError(f"{self.path}: lock node {self.node} is gone; write rejected")
         if isinstance(results[1], Exception):

@@ -1,0 +1,120 @@
+"""Table tests for the pure contender logic (no server)."""
+
+import pytest
+
+from recipes import contenders as c
+
+U = "0123456789abcdef0123456789abcdef"
+
+
+def lock(seq: int, tag: str = U) -> str:
+    # ZooKeeper formats the signed counter with Java's %010d
+    return f"{tag}__lock__{seq:010d}" if seq >= 0 else f"{tag}__lock__-{-seq:09d}"
+
+
+@pytest.mark.parametrize(
+    "name, markers, expected",
+    [
+        (lock(42), (c.LOCK_MARKER,), (U + "__lock__", 42)),
+        (lock(0), (c.LOCK_MARKER,), (U + "__lock__", 0)),
+        (lock(2147483647), (c.LOCK_MARKER,), (U + "__lock__", 2147483647)),
+        (lock(-2147483648), (c.LOCK_MARKER,), (U + "__lock__", -2147483648)),
+        (lock(-5), (c.LOCK_MARKER,), (U + "__lock__", -5)),
+        (f"{U}_0000000007", (c.ELECTION_MARKER,), (U + "_", 7)),
+        (f"{U}__rlock__0000000003", (c.LOCK_MARKER,), None),
+        (f"{U}__rlock__0000000003", (c.LOCK_MARKER, "__rlock__"), (U + "__rlock__", 3)),
+        ("occupant", (c.LOCK_MARKER,), None),
+        (f"{U}__lock__", (c.LOCK_MARKER,), None),
+        (f"{U}__lock__99999999999", (c.LOCK_MARKER,), None),  # 11 digits: not a ZooKeeper suffix
+        (f"{U}__lock__abc", (c.LOCK_MARKER,), None),
+    ],
+)
+def test_parse(name, markers, expected):
+    got = c.parse(name, markers)
+    if expected is None:
+        assert got is None
+    else:
+        assert (got.prefix, got.sequence) == expected and got.name == name
+
+
+@pytest.mark.parametrize(
+    "a, b, before",
+    [
+        (1, 2, True),
+        (2, 1, False),
+        (5, 5, False),
+        (2147483647, -2147483648, True),  # the wrap: MAX is issued before MIN
+        (-2147483648, 2147483647, False),
+        (2147483600, -2147483600, True),
+        (-1, 0, True),
+        (0, -1, False),
+    ],
+)
+def test_seq_before(a, b, before):
+    assert c.seq_before(a, b) is before
+
+
+@pytest.mark.parametrize(
+    "sequences, expected",
+    [
+        ([3, 1, 2], [1, 2, 3]),
+        ([10, 9, 100], [9, 10, 100]),
+        # straddling the signed 32-bit wrap: string order and integer order both get this wrong
+        ([-2147483648, 2147483646, 2147483647, -2147483647], [2147483646, 2147483647, -2147483648, -2147483647]),
+        ([-2147483647, 2147483647], [2147483647, -2147483647]),
+        ([-1, 0, 1, -2], [-2, -1, 0, 1]),
+        ([7], [7]),
+        ([], []),
+    ],
+)
+def test_order_wrap_aware(sequences, expected):
+    names = [lock(s, tag=f"{i:032x}") for i, s in enumerate(sequences)]
+    got = [c.parse(n).sequence for n in c.ordered_names(names + ["not-a-contender"])]
+    assert got == expected
+
+
+def test_string_order_would_be_wrong():
+    names = [lock(2147483647), lock(-2147483648)]
+    assert sorted(names)[0] == lock(-2147483648)  # the bug the wrap-aware order avoids
+    assert c.ordered_names(names)[0] == lock(2147483647)
+
+
+@pytest.mark.parametrize(
+    "children, ours, present, holder, predecessor",
+    [
+        ([lock(1, "a" * 32)], lock(1, "a" * 32), True, True, None),
+        ([lock(1, "a" * 32), lock(2, "b" * 32), lock(3, "c" * 32)], lock(3, "c" * 32), True, False, lock(2, "b" * 32)),
+        ([lock(1, "a" * 32), lock(2, "b" * 32), lock(3, "c" * 32)], lock(2, "b" * 32), True, False, lock(1, "a" * 32)),
+        ([lock(5, "a" * 32), lock(9, "c" * 32)], lock(9, "c" * 32), True, False, lock(5, "a" * 32)),
+        ([lock(1, "a" * 32)], lock(2, "b" * 32), False, False, None),
+        ([lock(2147483647, "a" * 32), lock(-2147483648, "b" * 32)], lock(-2147483648, "b" * 32), True, False,
+         lock(2147483647, "a" * 32)),
+        ([lock(2147483647, "a" * 32), lock(-2147483648, "b" * 32)], lock(2147483647, "a" * 32), True, True, None),
+        # foreign children are ignored
+        (["occupant", "x__rlock__0000000000", lock(4, "b" * 32)], lock(4, "b" * 32), True, True, None),
+    ],
+)
+def test_decide(children, ours, present, holder, predecessor):
+    d = c.decide(children, ours)
+    assert (d.present, d.holder, d.predecessor) == (present, holder, predecessor)
+
+
+def test_decide_multiple_holders():
+    names = [lock(i, f"{i:032x}") for i in range(4)]
+    assert c.decide(names, names[1], max_holders=2).holder
+    d = c.decide(names, names[3], max_holders=2)
+    assert not d.holder and d.predecessor == names[2]
+    with pytest.raises(ValueError):
+        c.decide(names, names[0], max_holders=0)
+
+
+@pytest.mark.parametrize(
+    "children, prefix, expected",
+    [
+        ([lock(3, "a" * 32), lock(4, "b" * 32)], "b" * 32 + "__lock__", lock(4, "b" * 32)),
+        ([lock(3, "a" * 32)], "b" * 32 + "__lock__", None),
+        ([lock(-7, "b" * 32)], "b" * 32 + "__lock__", lock(-7, "b" * 32)),
+    ],
+)
+def test_find_by_prefix(children, prefix, expected):
+    assert c.find_by_prefix(children, prefix) == expected

@@ -1,0 +1,102 @@
+"""Holder failure: the holder's process is killed, or its session is expired on the server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from recipe_helpers import Worker, expire_session, wait_for
+from recipes import LeaderElection, Lock, OwnershipLostError
+
+SESSION_TIMEOUT = 2.0
+MARGIN = 10.0  # generous: shared CI machines
+
+
+def test_holder_process_killed_next_waiter_acquires_with_larger_token(zk_server, zk_client, zk_root):
+    path = f"{zk_root}/lock"
+    holder = Worker("hold", zk_server.connect_string, path, "victim", str(SESSION_TIMEOUT))
+    try:
+        dead_token = int(holder.expect("HELD", timeout=30).split()[1])
+        waiter = Lock(zk_client, path, "survivor")
+        assert waiter.acquire(blocking=False) is False
+        got = []
+        t = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=SESSION_TIMEOUT + MARGIN + 20)))
+        t.start()
+        wait_for(lambda: len(zk_client.get_children(path)) == 2, what="waiter queued")
+        holder.kill()
+        t.join(SESSION_TIMEOUT + MARGIN + 30)
+        assert got == [True]
+        assert waiter.fencing_token > dead_token
+        assert waiter.contenders() == ["survivor"]  # the dead holder's node went with its session
+        waiter.release()
+    finally:
+        holder.kill()
+
+
+def test_session_expired_on_server_holder_sees_lost(zk_server, zk_client_factory, zk_root):
+    path, res = f"{zk_root}/lock", f"{zk_root}/res"
+    a = zk_client_factory(timeout=SESSION_TIMEOUT)
+    b = zk_client_factory(timeout=SESSION_TIMEOUT)
+    b.create(res, b"")
+    callbacks = []
+    holder = Lock(a, path, "a", on_lost=lambda lk: callbacks.append(lk.node))
+    assert holder.acquire()
+    token_a = holder.fencing_token
+    waiter = Lock(b, path, "b")
+    got = []
+    t = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=SESSION_TIMEOUT + MARGIN + 20)))
+    t.start()
+    wait_for(lambda: len(b.get_children(path)) == 2, what="waiter queued")
+    assert holder.is_held and not holder.lost.is_set()
+
+    expire_session(a, zk_server.connect_string)
+
+    t.join(SESSION_TIMEOUT + MARGIN + 30)
+    assert got == [True] and waiter.fencing_token > token_a
+    assert holder.lost.wait(SESSION_TIMEOUT + MARGIN), "the holder was never told it lost the lock"
+    assert holder.is_held is False
+    wait_for(lambda: callbacks == [holder.node], what="on_lost callback")
+    with pytest.raises(OwnershipLostError):  # fenced write from the deposed holder is rejected
+        holder.guarded_set(res, b"from-deposed-holder")
+    waiter.guarded_set(res, b"from-new-holder")
+    assert b.get(res)[0] == b"from-new-holder"
+    assert holder.release() is True  # cleanup after loss is quiet and confirmed
+    waiter.release()
+    # the deposed holder can queue again on its client's new session
+    assert holder.acquire(timeout=10) and holder.is_held and not holder.lost.is_set()
+    holder.release()
+
+
+def test_session_expired_leader_is_told_to_stop(zk_server, zk_client_factory, zk_root):
+    path = f"{zk_root}/election"
+    a = zk_client_factory(timeout=SESSION_TIMEOUT)
+    b = zk_client_factory(timeout=SESSION_TIMEOUT)
+    leading = threading.Event()
+    events = []
+
+    def lead_a(leadership):
+        leading.set()
+        while not leadership.wait(0.05):
+            pass
+        events.append(("a-stopped", leadership.lost.is_set(), leadership.is_leader))
+
+    ea = LeaderElection(a, path, "a", on_lost=lambda e: events.append("a-lost-callback"))
+    ta = threading.Thread(target=ea.run, args=(lead_a,))
+    ta.start()
+    assert leading.wait(10)
+    eb = LeaderElection(b, path, "b")
+    b_led = threading.Event()
+    tb = threading.Thread(target=eb.run, args=(lambda ld: (b_led.set(), ld.wait(30)),))
+    tb.start()
+    wait_for(lambda: eb.contenders() == ["a", "b"], what="b queued")
+    expire_session(a, zk_server.connect_string)
+    ta.join(SESSION_TIMEOUT + MARGIN)
+    assert not ta.is_alive()
+    assert ("a-stopped", True, False) in events
+    wait_for(lambda: "a-lost-callback" in events, what="on_lost callback")
+    assert b_led.wait(SESSION_TIMEOUT + MARGIN)
+    assert eb.is_leader and not ea.is_leader and eb.leader() == "b"
+    eb.resign()
+    tb.join(10)
+    assert not tb.is_alive()
