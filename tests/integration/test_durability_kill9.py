@@ -4,6 +4,10 @@ A writer *process* (kazoo) writes in a loop and prints one line per acknowledged
 test SIGKILLs the server process mid-stream, restarts it on the same data dir and port, and checks that
 every acknowledged write is there and that the zxid counter did not go backwards.  The pipelined case
 keeps many requests outstanding so that several txns share one log write/fsync (group commit).
+
+A SIGKILL ends the process, not the machine: data the server had handed to the kernel survives it even
+without fsync.  So this catches acknowledging before the write reached the OS (user-space buffers, a
+reply sent before the log write), not a missing fsync; the storage tests cover lost unsynced writes.
 """
 from __future__ import annotations
 

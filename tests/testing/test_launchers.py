@@ -276,8 +276,37 @@ def test_plugin_fails_not_skips_when_zookeeper_is_missing(tmp_path):
     assert "skipped" not in out.stdout.splitlines()[-1]
 
 
-@pytest.mark.zk_backends("zookeeper")
-def test_plugin_runs_a_users_test_on_zookeeper(tmp_path, zk_backend):
-    out = _run_pytest(tmp_path, "--zk-backend=zookeeper")
+def test_plugin_runs_a_users_test(tmp_path, zk_backend):
+    out = _run_pytest(tmp_path, f"--zk-backend={zk_backend}")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
+
+
+@pytest.mark.zk_backends("coordcore")
+def test_plugin_shared_coordcore_server_as_a_process(tmp_path, zk_backend):
+    out = _run_pytest(tmp_path, "--zk-backend=coordcore", "--zk-coordcore-mode=process")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout
+
+
+# -- coordcore in-process -----------------------------------------------------------------------
+
+@pytest.mark.zk_backends("coordcore")
+def test_embedded_coordcore_serves_and_keeps_data_across_restart(zk_server_factory):
+    server = zk_server_factory({"snapCount": 1000}, embedded=True)
+    assert server.pid is None  # it runs inside this process
+    assert server.four_letter("ruok") == "imok"
+    c = _client(server)
+    try:
+        c.create("/embedded", b"1")
+    finally:
+        _close(c)
+    port = server.port
+    server.kill()  # for the embedded server this is a stop: a thread cannot be crashed
+    server.restart()
+    assert server.port == port
+    c = _client(server)
+    try:
+        assert c.get("/embedded")[0] == b"1"
+    finally:
+        _close(c)
