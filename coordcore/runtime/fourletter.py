@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -436,6 +435,7 @@ def collect_environment() -> list[tuple[str, str]]:
     """envi's key=value lines after zookeeper.version: ZooKeeper's keys where they mean the same for a
     Python server (host, OS, user), python.* in place of java.*."""
     import getpass
+    import platform
     import tempfile
 
     try:
