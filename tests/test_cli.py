@@ -19,6 +19,22 @@ from coordcore.config import ServerConfig
 from coordcore.testing.servers import free_port
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Tests here configure logging onto captured streams; put the defaults back afterwards."""
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_coordcore", False):
+            root.removeHandler(h)
+
+
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     try:
         code = cli.main(list(argv))
@@ -195,6 +211,33 @@ def test_serve_end_to_end_json_logs_and_sigterm(tmp_path):
     assert "server.started" in events and "server.stopping" in events
 
 
+def test_console_logs_name_the_event_and_filter_by_level():
+    import io
+
+    import structlog
+
+    from coordcore.logs import configure_logging
+
+    out = io.StringIO()
+    configure_logging("info", "console", stream=out)
+    log = structlog.get_logger("coordcore")
+    log.info("server.started", host="127.0.0.1", port=2181)
+    log.debug("client.connected", remote="127.0.0.1:5")
+    text = out.getvalue()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[info\s*\] server\.started ", text)
+    assert "port=2181" in text and "client.connected" not in text
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    structlog.get_logger("coordcore").debug("client.connected", remote="127.0.0.1:5")
+    event = json.loads(out.getvalue())
+    assert list(event)[:4] == ["timestamp", "level", "event", "logger"]
+    assert (event["event"], event["level"], event["logger"]) == ("client.connected", "debug", "coordcore")
+    with pytest.raises(ValueError):
+        configure_logging("loud")
+    with pytest.raises(ValueError):
+        configure_logging("info", "xml")
+
+
 # -- status --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
@@ -217,9 +260,13 @@ def test_parse_hostport_rejects(text):
         cli.parse_hostport(text)
 
 
-def test_status_of_a_live_server(capsys, zk_server, zk_client, zk_root):
+# The status tests on live servers run the real command in a child process: an in-process server's
+# log lines (structlog prints to stdout by default) must not mix into the output under test.
+
+def test_status_of_a_live_server(zk_server, zk_client, zk_root):
     zk_client.create(f"{zk_root}/n", b"x")
-    code, out, err = run_cli(capsys, "status", zk_server.connect_string)
+    proc = run_process("status", zk_server.connect_string)
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
     assert code == 0, err
     fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in out.splitlines())
     assert fields["server"] == zk_server.connect_string
@@ -231,8 +278,9 @@ def test_status_of_a_live_server(capsys, zk_server, zk_client, zk_root):
     assert "watches" in fields and "uptime" in fields  # from mntr
 
 
-def test_status_json(capsys, zk_server, zk_client):
-    code, out, err = run_cli(capsys, "status", zk_server.connect_string, "--json")
+def test_status_json(zk_server, zk_client):
+    proc = run_process("status", zk_server.connect_string, "--json")
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
     assert code == 0, err
     st = json.loads(out)
     assert st["mode"] == "standalone"
@@ -243,9 +291,10 @@ def test_status_json(capsys, zk_server, zk_client):
     assert st["mntr"]["zk_server_state"] == "standalone"
 
 
-def test_status_without_mntr_in_the_whitelist(capsys, zk_server_factory):
+def test_status_without_mntr_in_the_whitelist(zk_server_factory):
     server = zk_server_factory({"4lw.commands.whitelist": "ruok"})
-    code, out, err = run_cli(capsys, "status", server.connect_string)
+    proc = run_process("status", server.connect_string)
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
     assert code == 0, err
     assert "mode" in out and "standalone" in out
     assert "not allowed" in out
