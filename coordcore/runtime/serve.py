@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import os
 import signal
 import threading
@@ -335,6 +336,10 @@ def run(config: ServerConfig) -> int:
     asyncio.set_event_loop(loop)
     server = Server(config)
     loop.run_until_complete(server.start())
+    # The tree is millions of small long-lived objects without cycles: keep the cyclic collector
+    # from rescanning them on every few thousand allocations (its pauses showed up as p99 spikes).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     try:

@@ -1,17 +1,13 @@
 """Path rules: validation (ZooKeeper's PathUtils), parent/name split."""
 from __future__ import annotations
 
+import re
 
-def _bad_char(ch: str) -> bool:
-    c = ord(ch)
-    return (
-        c == 0
-        or 0x01 <= c <= 0x1F
-        or 0x7F <= c <= 0x9F
-        or 0xD800 <= c <= 0xF8FF
-        or 0xFFF0 <= c <= 0xFFFF
-        or c > 0xFFFF  # Java sees a surrogate pair, which it rejects
-    )
+
+# Characters ZooKeeper's PathUtils rejects.  Java checks UTF-16 code units, so anything outside the
+# BMP (a surrogate pair there) is rejected too.
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]")
+_BAD_PARTS = re.compile(r"//|/\.\.?(?:/|$)")
 
 
 def is_valid(path: str, sequential: bool = False) -> bool:
@@ -24,13 +20,9 @@ def is_valid(path: str, sequential: bool = False) -> bool:
         path = path + "1"  # the suffix will follow, as ZooKeeper validates it
     if path[-1] == "/":
         return False
-    for part in path[1:].split("/"):
-        if part == "" or part == "." or part == "..":
-            return False
-    for ch in path:
-        if _bad_char(ch):
-            return False
-    return True
+    if _BAD_PARTS.search(path) is not None:
+        return False
+    return _BAD_CHARS.search(path) is None
 
 
 def split(path: str) -> tuple[str, str]:
