@@ -26,7 +26,7 @@ from kazoo.exceptions import NoNodeError
 
 from recipes import contenders as cont
 from recipes.lock import Lock, _LockBase
-from recipes.session import ensure_started
+from recipes.session import delete_confirmed, ensure_started
 
 log = structlog.get_logger("recipes")
 
@@ -163,11 +163,10 @@ class LeaderElection:
             # Delete the node at once so the next candidate can take over; run() logs the resignation
             # when the callback returns. The node is confirmed gone (or our session is).
             node = self._candidacy.node
+            stat = self._candidacy._stat
             if node is not None:
-                from recipes.session import delete_confirmed
-
-                delete_confirmed(self.client, node, self._candidacy._stat.ephemeralOwner
-                                 if self._candidacy._stat else None)
+                self._candidacy._close_guard()
+                delete_confirmed(self.client, node, stat.ephemeralOwner if stat else None)
 
     def _lost(self, candidacy: _LockBase) -> None:
         with self._mutex:

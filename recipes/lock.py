@@ -261,6 +261,13 @@ class _LockBase:
             wait_s=round(self._acquired_at - started, 6), identifier=self.identifier,
         )
 
+    def _close_guard(self) -> None:
+        """Stop watching the session for this ownership (a voluntary resignation is not a loss)."""
+        with self._mutex:
+            guard = self._guard
+        if guard is not None:
+            guard.close()
+
     def _handle_lost(self, reason: str) -> None:
         with self._mutex:
             node_path, stat = self._node_path, self._stat

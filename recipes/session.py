@@ -14,6 +14,12 @@ The answer comes from the ZooKeeper session, never from memory:
   deleted as soon as the connection is back so the next contender is not blocked.
 * ``CONNECTED`` after ``SUSPENDED`` -> not trusted until a ``sync()``ed read shows our node still exists
   and is owned by our session (``ephemeralOwner``); if not, lost.
+* A frozen process (GC pause, SIGSTOP, an overloaded host) sees none of those transitions until it runs
+  again, and kazoo still says CONNECTED when it wakes. So ownership is also trusted only for half a
+  session timeout after the last request we *sent* that the server answered: a background check reads
+  our node every quarter timeout. The server cannot have expired our session earlier than one full
+  timeout after it heard from us, so this never trusts a dead session; after a long pause ``is_held`` is
+  False at once (and the node check or kazoo's own detection then settles whether it was lost).
 
 The session timeout used is the one the client *asked* for (kazoo does not expose the negotiated
 value); a server that negotiates a shorter one needs an explicit ``suspended_grace``.
@@ -159,6 +165,10 @@ class OwnershipGuard:
         self._verifying = False
         self._timer: Optional[threading.Timer] = None
         self._closed = False
+        self._stop = threading.Event()
+        self.trust_window = 0.5 * session_timeout_s(client)
+        self.check_interval = max(0.05, 0.25 * session_timeout_s(client))
+        self._confirmed_at = time.monotonic()
         self.lost = threading.Event()
         self.lost_reason: Optional[str] = None
 
@@ -169,10 +179,12 @@ class OwnershipGuard:
         state = self.client.state
         if state != KazooState.CONNECTED:
             self._listener(state)
+        threading.Thread(target=self._keep_confirming, daemon=True, name="recipes-confirm").start()
 
     def close(self) -> None:
         with self._mutex:
             self._closed = True
+            self._stop.set()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -185,6 +197,9 @@ class OwnershipGuard:
                 return False
             state = self._state
             suspended_at = self._suspended_at
+            confirmed_at = self._confirmed_at
+        if time.monotonic() - confirmed_at >= self.trust_window:
+            return False
         live = self.client.state
         if state == KazooState.CONNECTED and live == KazooState.CONNECTED:
             return current_session_id(self.client) == self.owner_session
@@ -234,6 +249,25 @@ class OwnershipGuard:
             else:
                 threading.Thread(target=self._verify, daemon=True, name="recipes-verify").start()
         return None
+
+    def _keep_confirming(self) -> None:
+        """Refresh the evidence that our session is alive and our node still ours."""
+        while not self._stop.wait(self.check_interval):
+            if self.lost.is_set():
+                return
+            sent = time.monotonic()
+            try:
+                stat = self.client.exists_async(self.node_path).get(timeout=self.trust_window)
+            except Exception:  # noqa: BLE001 - no evidence this round; the listener handles states
+                continue
+            if stat is None or stat.ephemeralOwner != self.owner_session:
+                with self._mutex:
+                    closed = self._closed
+                if not closed:
+                    self.declare_lost("node_gone")
+                return
+            with self._mutex:
+                self._confirmed_at = max(self._confirmed_at, sent)
 
     def _suspended_too_long(self) -> None:
         with self._mutex:

@@ -100,3 +100,26 @@ def test_session_expired_leader_is_told_to_stop(zk_server, zk_client_factory, zk
     eb.resign()
     tb.join(10)
     assert not tb.is_alive()
+
+
+def test_suspended_past_grace_means_not_held_and_node_is_cleaned_up(zk_server_factory, zk_client_factory):
+    """Server unreachable: the holder stops trusting the lock inside the session timeout, is told it
+    lost it, and once the connection is back its node is deleted so the queue moves on."""
+    server = zk_server_factory()
+    a = zk_client_factory(server=server, timeout=4.0)
+    lost = threading.Event()
+    holder = Lock(a, "/suspend/lock", "a", on_lost=lambda lk: lost.set())
+    assert holder.acquire(timeout=10) and holder.is_held
+    node = holder.node
+    server.stop()
+    assert lost.wait(4.0), "SUSPENDED past the grace must be reported as a loss"
+    assert holder.is_held is False
+    server.start()
+    b = zk_client_factory(server=server, timeout=4.0)
+    # the session may have survived the restart; either way the old node goes away
+    wait_for(lambda: b.exists(node) is None, timeout=15, what="lost holder's node removed")
+    nxt = Lock(b, "/suspend/lock", "b")
+    assert nxt.acquire(timeout=10)
+    assert nxt.fencing_token > holder.fencing_token
+    nxt.release()
+    holder.release()
