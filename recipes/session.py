@@ -165,7 +165,6 @@ class OwnershipGuard:
         self._verifying = False
         self._timer: Optional[threading.Timer] = None
         self._closed = False
-        self._stop = threading.Event()
         self.trust_window = 0.5 * session_timeout_s(client)
         self.check_interval = max(0.05, 0.25 * session_timeout_s(client))
         self._confirmed_at = time.monotonic()
@@ -179,16 +178,16 @@ class OwnershipGuard:
         state = self.client.state
         if state != KazooState.CONNECTED:
             self._listener(state)
-        threading.Thread(target=self._keep_confirming, daemon=True, name="recipes-confirm").start()
+        _CONFIRMER.add(self)
 
     def close(self) -> None:
         with self._mutex:
             self._closed = True
-            self._stop.set()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
         self.client.remove_listener(self._listener)
+        _CONFIRMER.remove(self)
 
     # -- the answer ----------------------------------------------------------------------------------
     def is_trusted(self) -> bool:
@@ -250,24 +249,27 @@ class OwnershipGuard:
                 threading.Thread(target=self._verify, daemon=True, name="recipes-verify").start()
         return None
 
-    def _keep_confirming(self) -> None:
-        """Refresh the evidence that our session is alive and our node still ours."""
-        while not self._stop.wait(self.check_interval):
-            if self.lost.is_set():
+    def _check(self) -> None:
+        """Refresh the evidence that our session is alive and our node still ours (asynchronously)."""
+        if self.lost.is_set() or self._closed:
+            return
+        sent = time.monotonic()
+        try:
+            self.client.exists_async(self.node_path).rawlink(lambda res: self._checked(sent, res))
+        except Exception:  # noqa: BLE001 - no evidence this round; the listener handles the states
+            pass
+
+    def _checked(self, sent: float, result: Any) -> None:
+        if not result.successful():
+            return
+        stat = result.value
+        with self._mutex:
+            if self._closed:
                 return
-            sent = time.monotonic()
-            try:
-                stat = self.client.exists_async(self.node_path).get(timeout=self.trust_window)
-            except Exception:  # noqa: BLE001 - no evidence this round; the listener handles states
-                continue
-            if stat is None or stat.ephemeralOwner != self.owner_session:
-                with self._mutex:
-                    closed = self._closed
-                if not closed:
-                    self.declare_lost("node_gone")
-                return
-            with self._mutex:
+            if stat is not None and stat.ephemeralOwner == self.owner_session:
                 self._confirmed_at = max(self._confirmed_at, sent)
+                return
+        self.declare_lost("node_gone")
 
     def _suspended_too_long(self) -> None:
         with self._mutex:
@@ -314,3 +316,45 @@ class OwnershipGuard:
             self.declare_lost(reason)
         else:
             log.debug("recipes.ownership_verified", node=self.node_path)
+
+
+class _Confirmer:
+    """One daemon thread that periodically asks every live guard to re-check its node.
+
+    (One shared thread rather than one per ownership: starting a thread per acquisition costs more
+    than the acquisition's own round trips.)
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[OwnershipGuard, float] = {}
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, guard: OwnershipGuard) -> None:
+        with self._cond:
+            self._due[guard] = time.monotonic() + guard.check_interval
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True, name="recipes-confirmer")
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, guard: OwnershipGuard) -> None:
+        with self._cond:
+            self._due.pop(guard, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [g for g, t in self._due.items() if t <= now]
+                for g in due:
+                    self._due[g] = now + g.check_interval
+                if not due:
+                    nxt = min(self._due.values(), default=now + 60.0)
+                    self._cond.wait(max(0.0, nxt - now))
+                    continue
+            for g in due:
+                g._check()
+
+
+_CONFIRMER = _Confirmer()

@@ -30,6 +30,7 @@ def leader_line(workers, timeout):
 
 def test_failover_when_leader_process_is_killed(zk_server, zk_client, zk_root):
     path = f"{zk_root}/election"
+    zk_client.ensure_path(path)
     workers = []
     for i in range(3):
         w = Worker("elect", zk_server.connect_string, path, f"c{i}", str(SESSION_TIMEOUT))
