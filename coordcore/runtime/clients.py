@@ -24,6 +24,7 @@ log = structlog.get_logger("coordcore")
 S_NEW, S_AWAIT_SESSION, S_CONNECTED, S_CLOSED = range(4)
 FOUR_LETTER_PREFIXES = frozenset(w.encode() for w in fourletter.FOUR_LETTER_WORDS)
 INVALID_PASSWD = b"\x00" * 16
+MAX_OUTSTANDING = 1000  # per connection, like ZooKeeper's globalOutstandingLimit default
 
 
 def frame_reply(xid: int, zxid: int, err: int, body: bytes = b"") -> bytes:
@@ -62,6 +63,8 @@ class ClientConnection(asyncio.Protocol):
         self.max_len = server.config.jute_maxbuffer
         self.has_read_only_flag = True
         self.close_after_flush = False
+        self.is_four_letter = False
+        self.reading_paused = False
         # stats for cons/stat
         self.recved = 0
         self.sent = 0
@@ -85,6 +88,23 @@ class ClientConnection(asyncio.Protocol):
                         limit=self.server.config.max_client_cnxns)
             self.state = S_CLOSED
             transport.abort()
+            return
+        # a connection that never completes its handshake does not hold a slot forever
+        self.server.loop.call_later(self.server.config.min_session_timeout_ms / 1000, self._handshake_deadline)
+
+    def _handshake_deadline(self):
+        if self.state == S_NEW:
+            log.info("client.handshake_timeout", peer="%s:%s" % self.peer)
+            self.close()
+
+    # Backpressure: a client that does not read its replies stops being read from, so neither its
+    # unsent replies nor its unanswered requests can grow without bound.
+    def pause_writing(self):
+        self.transport.pause_reading()
+
+    def resume_writing(self):
+        if self.state != S_CLOSED:
+            self.transport.resume_reading()
 
     def connection_lost(self, exc):
         self.state = S_CLOSED
@@ -109,7 +129,10 @@ class ClientConnection(asyncio.Protocol):
         n = len(buf)
         while self.state in (S_NEW, S_CONNECTED) and n - pos >= 4:
             if self.state == S_NEW and pos == 0 and bytes(buf[0:4]) in FOUR_LETTER_PREFIXES:
-                self.server.four_letter(self, bytes(buf[0:4]).decode())
+                cmd = bytes(buf[0:4]).decode()
+                if cmd == "stmk" and n < 12:
+                    return  # the 8-byte trace mask follows
+                self.server.four_letter(self, cmd, bytes(buf[4:12]))
                 del buf[:]
                 return
             length = I32.unpack_from(buf, pos)[0]
@@ -193,6 +216,9 @@ class ClientConnection(asyncio.Protocol):
         if sess is None or sess.closing:
             self._enqueue_error(xid, op, Err.SESSIONEXPIRED, now_ns)
             return
+        if len(self.pending) >= MAX_OUTSTANDING and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
         if op in P.WRITE_OPS:
             p = Pending(xid, op, req, True, now_ns)
             self.pending.append(p)
@@ -246,6 +272,9 @@ class ClientConnection(asyncio.Protocol):
             self._reply(p.xid, err, body, p.received_ns)
             if p.op == P.CLOSE_SESSION:
                 self.close_after_flush = True
+        if self.reading_paused and len(pending) < MAX_OUTSTANDING // 2 and self.state != S_CLOSED:
+            self.reading_paused = False
+            self.transport.resume_reading()
         self._schedule_flush()
 
     def _reply(self, xid, err, body, received_ns):

@@ -33,6 +33,17 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _dir_size(path: str) -> int:
+    total = 0
+    try:
+        for entry in os.scandir(path):
+            if entry.is_file():
+                total += entry.stat().st_size
+    except OSError:
+        pass
+    return total
+
+
 class Server:
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -54,8 +65,8 @@ class Server:
         self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
         self.started_ms = _now_ms()
         self.timers: list[asyncio.Handle] = []
-        self.stopped = asyncio.Event() if False else None
         self.failed: BaseException | None = None
+        self.trace_mask = fourletter.DEFAULT_TRACE_MASK
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -159,7 +170,7 @@ class Server:
 
     def _on_session_closed(self, session_id: int) -> None:
         conn = self.session_conns.pop(session_id, None)
-        if conn is not None and not conn.pending:
+        if conn is not None:  # the closeSession reply (if any) is queued before the flush runs
             conn.close_after_flush = True
             conn._schedule_flush()
 
@@ -235,10 +246,14 @@ class Server:
         if self.lat_count == 1 or lat_ms < self.lat_min:
             self.lat_min = lat_ms
 
-    def four_letter(self, conn: ClientConnection, cmd: str) -> None:
+    def four_letter(self, conn: ClientConnection, cmd: str, arg: bytes = b"") -> None:
+        whitelisted = cmd in self.config.four_letter_whitelist
+        conn.is_four_letter = True
+        effect = fourletter.side_effect(cmd) if whitelisted else None
+        if effect == "set_trace_mask" and len(arg) == 8:
+            self.trace_mask = int.from_bytes(arg, "big", signed=True)
         info = self.server_info()
         text = fourletter.render(cmd, info, self.config.four_letter_whitelist)
-        effect = fourletter.side_effect(cmd) if cmd in self.config.four_letter_whitelist else None
         if effect == "reset_server_stats":
             self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
             self.packets_received = self.packets_sent = 0
@@ -246,7 +261,6 @@ class Server:
             for c in self.conns:
                 c.lat_min = c.lat_max = c.lat_total = c.lat_count = c.lat_last = 0
                 c.recved = c.sent = 0
-        self.conns.discard(conn)  # a 4lw connection is not a client
         conn.out.append(text.encode("utf-8"))
         conn.close_after_flush = True
         conn.state = 1
@@ -257,7 +271,7 @@ class Server:
         tree = node.committed
         conns = []
         for c in self.conns:
-            if c.state == 3:
+            if c.state == 3 or c.is_four_letter:
                 continue
             conns.append(fourletter.ConnInfo(
                 remote_ip=c.peer[0], remote_port=c.peer[1], queued=len(c.pending), recved=c.recved, sent=c.sent,
@@ -273,13 +287,17 @@ class Server:
                                            ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
                     for s in node.sessions.sessions.values()]
         return fourletter.ServerInfo(
-            config=self.config, client_port=self.port, last_zxid=tree.last_zxid, node_count=len(tree.nodes),
+            config=self.config, client_port=self.port, last_zxid=tree.last_zxid,
+            node_count=len(tree.nodes) + 1,  # ZooKeeper counts its root twice (stored as "" and "/")
             latency_min_ms=self.lat_min, latency_avg_ms=(self.lat_total / self.lat_count) if self.lat_count else 0.0,
             latency_max_ms=self.lat_max, packets_received=self.packets_received, packets_sent=self.packets_sent,
             outstanding=sum(len(c.pending) for c in self.conns), connections=conns, data_watches=data_watches,
             watch_count=watch_count, sessions=sessions,
             ephemerals_count=sum(len(v) for v in tree.ephemerals.values()),
-            approximate_data_size=tree.data_size, uptime_ms=_now_ms() - self.started_ms, now_ms=_now_ms())
+            approximate_data_size=tree.data_size, uptime_ms=_now_ms() - self.started_ms, now_ms=_now_ms(),
+            snap_dir=self.storage.snap_dir, log_dir=self.storage.log_dir,
+            data_dir_size=_dir_size(self.storage.snap_dir), data_log_size=_dir_size(self.storage.log_dir),
+            trace_mask=self.trace_mask)
 
 
 class ServerThread:

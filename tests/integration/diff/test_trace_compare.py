@@ -85,14 +85,21 @@ SCENARIOS = {
 
 
 def canon(obj, zxids, times):
-    """Normalize zxids (renumbered by first appearance) and times (index of first appearance)."""
+    """Normalize zxids (renumbered by first appearance) and times (named by the txn that set them)."""
     if isinstance(obj, rawzk.Stat):
         def z(v):
             return 0 if v == 0 else zxids.setdefault(v, len(zxids) + 1)
 
-        def t(v):
-            return 0 if v == 0 else "T%d" % times.setdefault(v, len(times) + 1)
-        return ("Stat", z(obj.czxid), z(obj.mzxid), t(obj.ctime), t(obj.mtime), obj.version, obj.cversion,
+        # Times are wall-clock milliseconds, so two txns may share one; what is compared is the txn
+        # each time belongs to (ctime is czxid's time, mtime is mzxid's) and that the times of one
+        # txn agree wherever they appear.
+        def t(v, zxid):
+            if v == 0:
+                return 0
+            assert times.setdefault(zxid, v) == v, "txn 0x%x reported two different times" % zxid
+            return "T@%d" % z(zxid)
+        return ("Stat", z(obj.czxid), z(obj.mzxid), t(obj.ctime, obj.czxid), t(obj.mtime, obj.mzxid),
+                obj.version, obj.cversion,
                 obj.aversion, "owner" if obj.ephemeralOwner else 0, obj.dataLength, obj.numChildren, z(obj.pzxid))
     if isinstance(obj, (list, tuple)):
         return type(obj)(canon(o, zxids, times) for o in obj)
