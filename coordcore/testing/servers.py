@@ -18,6 +18,12 @@ Config
     :data:`DEFAULT_TEST_CONFIG`.  dataDir, clientPort and clientPortAddress are filled in by the
     launcher.  For Apache ZooKeeper, keys that it only reads as Java system properties are passed as
     ``-D`` flags (see :data:`ZK_SYSTEM_PROPERTY_KEYS`).
+
+Logs
+    A process server logs to ``log_path`` in the work dir.  The launchers' own events
+    (``testing.server.started`` / ``stopped`` / ``killed``) and an in-process server's events go
+    through structlog; if structlog is not configured, starting a server points its output at stderr
+    (instead of structlog's default stdout) so it never mixes with what a test reads from stdout.
 """
 from __future__ import annotations
 
@@ -167,6 +173,7 @@ class ServerHandle(abc.ABC):
         """Start the server; return once it answers ruok and accepts a client session."""
         if self.running:
             return self
+        _keep_server_logs_off_stdout()
         t0 = time.monotonic()
         self._launch()
         self.running = True
@@ -474,6 +481,24 @@ def server_config_from_zoo_cfg(cfg: Mapping[str, Any]):
     if isinstance(result, tuple):
         result = result[0]
     return result
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time (pytest swaps it per test to capture output)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _keep_server_logs_off_stdout() -> None:
+    """An in-process server logs through this process's structlog; unconfigured, structlog prints to
+    stdout, where the lines would mix with what a test reads from stdout (capsys).  Send them to
+    stderr instead, changing nothing else, and only if nobody configured structlog."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()))
 
 
 class EmbeddedCoordcore(ServerHandle):
