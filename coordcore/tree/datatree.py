@@ -77,7 +77,8 @@ class DataTree:
         self.containers: set = set()
         self.ttls: set = set()
         self.last_zxid = 0
-        self.data_size = 0
+        # approximate data size = path lengths + data lengths, as ZooKeeper counts it (44 when fresh)
+        self.data_size = sum(len(p) for p in self.nodes)
         self.events: list | None = [] if keep_events else None
 
     # ----- reads -----

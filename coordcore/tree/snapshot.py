@@ -29,6 +29,7 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
         raise ValueError("unknown snapshot format version %d" % version)
     tree = DataTree(keep_events)
     tree.nodes.clear()
+    tree.data_size = 0
     tree.last_zxid = r.long()
     for _ in range(r.int()):
         path = r.ustring()
