@@ -117,3 +117,11 @@ def parse_multi_reply(body: bytes) -> list[tuple[int, int]]:
             r.pos += 68
         out.append((op, err))
 
+
+
+def tree_state(tree) -> dict:
+    """Everything a DataTree holds, independent of dict insertion order (which no reader can see)."""
+    nodes = {path: (n.stat_tuple(), n.data, tuple(n.acl), n.kind, n.owner, n.ttl, n.cseq, frozenset(n.children))
+             for path, n in tree.nodes.items()}
+    return {"nodes": nodes, "ephemerals": {k: frozenset(v) for k, v in tree.ephemerals.items()},
+            "containers": frozenset(tree.containers), "ttls": frozenset(tree.ttls), "data_size": tree.data_size}
