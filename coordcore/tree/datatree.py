@@ -58,8 +58,12 @@ _acl_cache: dict = {}
 
 def intern_acl(acl) -> tuple:
     """ACL lists are shared between nodes (ZooKeeper's ACL cache does the same)."""
-    key = tuple(tuple(a) for a in acl)
-    return _acl_cache.setdefault(key, key)
+    key = tuple(acl) if type(acl) is not tuple else acl
+    try:
+        return _acl_cache[key]
+    except KeyError:
+        key = tuple(tuple(a) for a in key)
+        return _acl_cache.setdefault(key, key)
 
 
 class DataTree:
@@ -121,8 +125,9 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
-            if self.events is not None:
-                self.events.append((EV_CHANGED, b[0]))
+            if self.events is None:
+                return None
+            self.events.append((EV_CHANGED, b[0]))
             return node.stat_bytes()
         if t == T.T_SET_ACL:
             node = self.nodes[b[0]]
@@ -130,7 +135,7 @@ class DataTree:
                 undo.append((node, node.copy_fields(), None))
             node.acl = intern_acl(b[1])
             node.aversion = b[2]
-            return node.stat_bytes()
+            return node.stat_bytes() if self.events is not None else None
         if t == T.T_MULTI:
             return [(st, self.apply_op(st, sb, zxid, time, session_id, undo)) for st, sb in b[0]]
         if t == T.T_CLOSE_SESSION:
@@ -160,8 +165,9 @@ class DataTree:
         elif kind == T.K_TTL:
             self.ttls.add(path)
         self.data_size += len(path) + (len(data) if data else 0)
-        if self.events is not None:
-            self.events.append((EV_CREATED, path))
+        if self.events is None:
+            return None
+        self.events.append((EV_CREATED, path))
         return node.stat_bytes()
 
     def _delete(self, path, zxid, undo):

@@ -8,6 +8,8 @@ zxid and keep replies in order, as ZooKeeper does.
 """
 from __future__ import annotations
 
+import struct
+
 from coordcore.wire.jute import Reader, Writer
 
 T_CREATE = 1
@@ -110,10 +112,14 @@ def _dec_body(r: Reader, t: int) -> tuple:
     raise ValueError("unknown txn type %d" % t)
 
 
+_HEADER = struct.Struct(">qqqii")
+
+
 def encode(txn: Txn) -> bytes:
-    w = Writer().long(txn.zxid).long(txn.time).long(txn.session_id).int(txn.cxid).int(txn.type)
+    w = Writer()
+    w.buf += _HEADER.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, txn.type)
     _enc_body(w, txn.type, txn.body)
-    return w.getvalue()
+    return bytes(w.buf)
 
 
 def decode(data: bytes) -> Txn:

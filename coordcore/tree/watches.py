@@ -71,7 +71,9 @@ class WatchManager:
 
     def fire(self, events) -> None:
         """Deliver the triggers of one applied txn, in order."""
-        data, child, persistent, _ = self.tables
+        data, child, persistent, recursive = self.tables
+        if not (data or child or persistent or recursive):
+            return
         for ev, path in events:
             if ev == EV_CHANGED:
                 self._deliver(NODE_DATA_CHANGED, path, self._take(DATA, path), persistent.get(path),
