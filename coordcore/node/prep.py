@@ -81,6 +81,10 @@ class Preparer:
         if flags not in (0, 1, 2, 3, 4, 5, 6):
             raise ApiError(Err.BADARGUMENTS)
         is_ttl_mode = flags in (5, 6)
+        if op == P.CREATE_TTL and not is_ttl_mode:
+            # ZooKeeper 3.8 answers BADARGUMENTS for ttl >= 0 here and fails the whole connection for
+            # ttl < 0; a clear error for both is what a client can act on.
+            raise ApiError(Err.BADARGUMENTS)
         if is_ttl_mode and not self.extended_types:
             raise ApiError(Err.UNIMPLEMENTED)
         ttl = req.ttl if op == P.CREATE_TTL else -1

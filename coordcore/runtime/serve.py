@@ -13,6 +13,7 @@ import concurrent.futures
 import gc
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -22,7 +23,8 @@ from coordcore.config import ServerConfig
 from coordcore.node.node import Node
 from coordcore.runtime import fourletter
 from coordcore.runtime.clients import ClientConnection
-from coordcore.storage.disk import DiskStorage
+from coordcore.storage.api import CorruptLogError
+from coordcore.storage.disk import DiskStorage, StorageError
 from coordcore.tree import txn as T
 from coordcore.wire import proto as P
 
@@ -353,7 +355,15 @@ def run(config: ServerConfig) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(config)
-    loop.run_until_complete(server.start())
+    try:
+        loop.run_until_complete(server.start())
+    except (CorruptLogError, StorageError, OSError) as e:
+        # a corrupt log, a locked or unwritable data dir, a port in use: say so and stop; never serve
+        # from state that may have lost acknowledged writes
+        log.error("server.start_failed", error=str(e), kind=type(e).__name__)
+        print("coordcore: error: %s" % e, file=sys.stderr)
+        loop.close()
+        return 1
     # The tree is millions of small long-lived objects without cycles: keep the cyclic collector
     # from rescanning them on every few thousand allocations (its pauses showed up as p99 spikes).
     gc.freeze()
