@@ -267,7 +267,7 @@ class ServerHandle(abc.ABC):
     def _client_handshake(self, timeout: float) -> None:
         from kazoo.client import KazooClient
 
-        client = KazooClient(hosts=self.connect_string, timeout=10, connection_retry=None)
+        client = KazooClient(hosts=self.connect_string, timeout=10, connection_retry=None, logger=_probe_logger())
         try:
             client.start(timeout=timeout)
             client.exists("/")
@@ -276,6 +276,17 @@ class ServerHandle(abc.ABC):
                 client.stop()
             finally:
                 client.close()
+
+
+def _probe_logger():
+    """A silent logger for the readiness probe's kazoo client (its expected disconnects are not news)."""
+    import logging
+
+    logger = logging.getLogger("coordcore.testing.probe")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    return logger
 
 
 class _ProcessServer(ServerHandle):
