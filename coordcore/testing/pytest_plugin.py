@@ -62,6 +62,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    choice = config.getoption("zk_backend", "both")
+    if choice not in ("coordcore", "zookeeper", "both"):
+        raise pytest.UsageError(f"--zk-backend / COORDCORE_TEST_BACKEND={choice!r}: "
+                                "expected coordcore, zookeeper or both")
     config.addinivalue_line("markers", "zk_backends(*names): run this test only on these backends "
                                        "(among those selected with --zk-backend)")
 
