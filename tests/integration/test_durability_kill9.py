@@ -198,3 +198,56 @@ def test_acknowledged_writes_survive_sigkill(zk_server_factory, tmp_path):
 def test_pipelined_acknowledged_writes_survive_sigkill(zk_server_factory, tmp_path):
     _crash_and_check(zk_server_factory, tmp_path, "pipelined", 64, acks_before_kill=2000)
 
+
+
+def _wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def test_live_session_and_its_ephemeral_survive_sigkill(zk_server_factory):
+    """A client that reconnects within its session timeout keeps its session and ephemerals across a
+    server crash (sessions are recovered from the log, with a fresh timeout, as ZooKeeper does)."""
+    from kazoo.protocol.states import KazooState
+
+    server = zk_server_factory()
+    client = KazooClient(hosts=server.connect_string, timeout=10,
+                         connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 0.5})
+    client.start(timeout=15)
+    try:
+        session_id = client.client_id[0]
+        client.create("/mine", b"e", ephemeral=True)
+        server.kill()
+        assert _wait_until(lambda: client.state != KazooState.CONNECTED, timeout=15)
+        server.restart()
+        assert _wait_until(lambda: client.state == KazooState.CONNECTED, timeout=30), "client never reconnected"
+        assert client.client_id[0] == session_id
+        stat = client.exists("/mine")
+        assert stat is not None and stat.ephemeralOwner == session_id
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_session_that_does_not_come_back_expires_after_restart(zk_server_factory):
+    """A session recovered from the log whose client never returns is expired, and its ephemerals go."""
+    server = zk_server_factory()
+    owner = KazooClient(hosts=server.connect_string, timeout=4, connection_retry={"max_tries": 0})
+    owner.start(timeout=15)
+    owner.create("/theirs", b"e", ephemeral=True)
+    server.kill()
+    owner.stop()  # the server is down: no closeSession reaches it
+    owner.close()
+    server.restart()
+    watcher = KazooClient(hosts=server.connect_string, timeout=10)
+    watcher.start(timeout=15)
+    try:
+        assert watcher.exists("/theirs") is not None  # recovered with its session
+        assert _wait_until(lambda: watcher.exists("/theirs") is None, timeout=30), "session never expired"
+    finally:
+        watcher.stop()
+        watcher.close()
