@@ -329,14 +329,17 @@ class _Confirmer:
         self._cond = threading.Condition()
         self._due: dict[OwnershipGuard, float] = {}
         self._thread: Optional[threading.Thread] = None
+        self._sleep_until = 0.0
 
     def add(self, guard: OwnershipGuard) -> None:
         with self._cond:
-            self._due[guard] = time.monotonic() + guard.check_interval
+            due = time.monotonic() + guard.check_interval
+            self._due[guard] = due
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, daemon=True, name="recipes-confirmer")
                 self._thread.start()
-            self._cond.notify()
+            elif due < self._sleep_until:
+                self._cond.notify()  # only wake the thread when it would otherwise sleep past this one
 
     def remove(self, guard: OwnershipGuard) -> None:
         with self._cond:
@@ -350,8 +353,8 @@ class _Confirmer:
                 for g in due:
                     self._due[g] = now + g.check_interval
                 if not due:
-                    nxt = min(self._due.values(), default=now + 60.0)
-                    self._cond.wait(max(0.0, nxt - now))
+                    self._sleep_until = min(self._due.values(), default=now + 60.0)
+                    self._cond.wait(max(0.0, self._sleep_until - now))
                     continue
             for g in due:
                 g._check()
