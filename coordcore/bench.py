@@ -535,7 +535,7 @@ class Target:
                     raise BenchError(f"{self.name}: setup create failed with error {err}")
         finally:
             s.close()
-        log.info("bench_setup", target=self.name, root=self.root, nodes=len(self.nodes))
+        log.info("bench.setup", target=self.name, root=self.root, nodes=len(self.nodes))
 
     def new_create_parent(self) -> str:
         self._runs += 1
@@ -610,7 +610,7 @@ class Target:
 
     def cleanup(self) -> None:
         self.delete_tree(self.root)
-        log.info("bench_cleanup", target=self.name, root=self.root)
+        log.info("bench.cleanup", target=self.name, root=self.root)
 
 
 def _aggregate(op: str, outstanding: int, nconn: int, raws: list[dict]) -> RunResult:
@@ -680,7 +680,7 @@ def run_one(target: Target, runner: _Runner, op: str, outstanding: int, connecti
         if deleted != created:
             res.error_codes["cleanup_mismatch"] = created - deleted
             res.errors += 1
-    log.info("bench_run", target=target.name, op=op, outstanding=outstanding, connections=nconn,
+    log.info("bench.run", target=target.name, op=op, outstanding=outstanding, connections=nconn,
              ops_per_s=round(res.ops_per_s), p50_ms=round(res.p50_ms, 3), p99_ms=round(res.p99_ms, 3),
              errors=res.errors, client_cpu_pct=round(res.client_cpu_pct))
     return res
@@ -882,12 +882,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total requests in flight; one run per level (default 16,64)")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds before each run (default 1)")
+    p.add_argument("--prewarm", type=float, default=2.0,
+                   help="unrecorded seconds of load per server before the first run, spread over the ops, "
+                        "so a JIT-compiled server (ZooKeeper) is measured warm (default 2)")
     p.add_argument("--procs", type=int, default=1,
                    help="client worker processes (default 1; 0 = run in this process)")
     p.add_argument("--nodes", type=int, default=64, help="pre-created nodes for set/get/exists (default 64)")
     p.add_argument("--tick-ms", type=int, default=2000, help="tickTime for --side-by-side servers (default 2000)")
     p.add_argument("--zk-heap", default="1000m",
                    help="JVM -Xmx for --side-by-side ZooKeeper (default 1000m, as zkServer.sh)")
+    p.add_argument("--log-level", default="info", help="log level for progress events on stderr (default info)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     return p
 
@@ -895,15 +899,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(p: argparse.ArgumentParser, a) -> None:
     if a.connections < 1:
         p.error("--connections must be >= 1")
-    if a.duration <= 0 or a.warmup < 0:
-        p.error("--duration must be > 0 and --warmup >= 0")
+    if a.duration <= 0 or a.warmup < 0 or a.prewarm < 0:
+        p.error("--duration must be > 0, --warmup and --prewarm >= 0")
     if a.procs < 0:
         p.error("--procs must be >= 0")
     if a.nodes < 1:
         p.error("--nodes must be >= 1")
 
 
+def prewarm(target: Target, runner: _Runner, args) -> None:
+    """Unrecorded load (every op, highest level) so that the measured runs see a warm server."""
+    if args.prewarm <= 0:
+        return
+    each = args.prewarm / len(args.ops)
+    for op in args.ops:
+        run_one(target, runner, op, max(args.outstanding), args.connections, each, 0.0)
+
+
 def bench_target(target: Target, runner: _Runner, args) -> list[RunResult]:
+    prewarm(target, runner, args)
     results = []
     for op in args.ops:
         for level in args.outstanding:
@@ -923,6 +937,8 @@ def _side_by_side(args, runner: _Runner) -> dict:
             targets[kind].setup()
             print(f"{kind}: serving after {startup_ms:.0f} ms at {handle.connect_string} (pid {handle.pid})",
                   flush=True)
+        for kind in targets:
+            prewarm(targets[kind], runner, args)
         res = {"coordcore": [], "zookeeper": []}
         for op in args.ops:
             for level in args.outstanding:
@@ -941,13 +957,20 @@ def _side_by_side(args, runner: _Runner) -> dict:
             try:
                 h.close()
             except Exception as e:  # noqa: BLE001 - report and keep stopping the others
-                log.warning("bench_server_stop_failed", error=str(e))
+                log.warning("bench.server_stop_failed", error=str(e))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     _check_args(p, args)
+    if not structlog.is_configured():
+        from coordcore.logs import configure_logging  # noqa: PLC0415
+
+        try:
+            configure_logging(args.log_level)
+        except ValueError as e:
+            p.error(str(e))
     runner = _Runner(args.procs)
     try:
         if args.side_by_side:
