@@ -325,6 +325,8 @@ def run_load(spec: dict) -> dict:
             n = c.sock.send(payload)
         except (BlockingIOError, InterruptedError):
             n = 0
+        except OSError:
+            return          # connection broken: the read side sees EOF and counts the requests lost
         if n < len(payload):
             c.wbuf = payload[n:]
             sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
@@ -837,6 +839,11 @@ def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInf
                  f"ratio {_ratio(cci.startup_ms, zki.startup_ms)}")
     lines.append(f"resident memory after load: coordcore {cci.rss_kib / 1024:.1f} MiB, "
                  f"zookeeper {zki.rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.rss_kib, zki.rss_kib)}")
+    for who, rs in (("coordcore", cc), ("zookeeper", zk)):
+        if rs:
+            worst = max(rs, key=lambda r: r.client_cpu_pct)
+            lines.append(f"load generator CPU against {who}: at most {worst.client_cpu_pct:.0f}% of one core "
+                         f"({worst.op}@{worst.outstanding}, {worst.client_us_per_op:.1f} us/op)")
     for r in cc + zk:
         if r.error_codes:
             who = "coordcore" if r in cc else "zookeeper"

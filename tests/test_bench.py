@@ -62,3 +62,20 @@ def test_bad_arguments_give_clear_errors(capsys):
     assert "frobnicate" in capsys.readouterr().err
     assert bench.main(["--connect", "no-port-here", "--procs", "0"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_side_by_side_reports_both_servers_startup_memory_and_ratios(tmp_path, capsys):
+    out = tmp_path / "sbs.json"
+    rc = bench.main(["--side-by-side", "--ops", "get,create", "--outstanding", "2", "--connections", "1",
+                     "--duration", "0.3", "--warmup", "0", "--prewarm", "0", "--nodes", "2",
+                     "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    for kind in ("coordcore", "zookeeper"):
+        info = report["servers"][kind]
+        assert info["startup_ms"] > 0 and info["rss_kib"] > 0
+        runs = report["results"][kind]
+        assert [(r["op"], r["outstanding"]) for r in runs] == [("get", 2), ("create", 2)]
+        assert all(r["ok"] > 0 and r["errors"] == 0 for r in runs), runs
+    printed = capsys.readouterr().out
+    assert "side-by-side" in printed and "start to serving" in printed and "resident memory" in printed
