@@ -24,6 +24,7 @@ log = structlog.get_logger("coordcore")
 S_NEW, S_AWAIT_SESSION, S_CONNECTED, S_CLOSED = range(4)
 FOUR_LETTER_PREFIXES = frozenset(w.encode() for w in fourletter.FOUR_LETTER_WORDS)
 INVALID_PASSWD = b"\x00" * 16
+SESSIONLESS_TIMEOUT_S = 10.0
 MAX_OUTSTANDING = 1000  # per connection, like ZooKeeper's globalOutstandingLimit default
 
 
@@ -89,8 +90,9 @@ class ClientConnection(asyncio.Protocol):
             self.state = S_CLOSED
             transport.abort()
             return
-        # a connection that never completes its handshake does not hold a slot forever
-        self.server.loop.call_later(self.server.config.min_session_timeout_ms / 1000, self._handshake_deadline)
+        # a connection that never completes its handshake does not hold a slot forever (ZooKeeper's
+        # NIO server drops such "sessionless" connections after 10 s by default)
+        self.server.loop.call_later(SESSIONLESS_TIMEOUT_S, self._handshake_deadline)
 
     def _handshake_deadline(self):
         if self.state == S_NEW:

@@ -312,6 +312,7 @@ class ServerThread:
         self.thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._crashed = False
 
     @property
     def port(self) -> int:
@@ -341,13 +342,37 @@ class ServerThread:
         try:
             self.loop.run_forever()
         finally:
-            self.loop.run_until_complete(self.server.stop())
+            if self._crashed:
+                self.server.storage.close()  # release the data dir lock; nothing is flushed or synced
+                self.server.io.shutdown(wait=False)
+            else:
+                self.loop.run_until_complete(self.server.stop())
             self.loop.close()
 
     def stop(self, timeout: float = 10) -> None:
         if self.loop is not None and self.thread is not None and self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout)
+
+    def crash(self, timeout: float = 10) -> None:
+        """Stop as abruptly as a thread can: drop every connection unflushed, wait for nothing.
+
+        Only what storage.sync() already made durable survives a restart on the same data dir
+        (in-flight txns were never acknowledged).  A real kill -9 needs a process server.
+        """
+        if self.loop is None or self.thread is None or not self.thread.is_alive():
+            return
+        self._crashed = True
+
+        def abort():
+            self.server.listener.close()
+            for c in list(self.server.conns):
+                if c.transport is not None:
+                    c.transport.abort()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(abort)
+        self.thread.join(timeout)
 
 
 def run(config: ServerConfig) -> int:

@@ -515,9 +515,9 @@ def _keep_server_logs_off_stdout() -> None:
 class EmbeddedCoordcore(ServerHandle):
     """coordcore in this process, on its own thread (``coordcore.runtime.serve.ServerThread``).
 
-    Fast to start; shares the interpreter with the test.  ``kill()`` cannot crash a thread: it
-    currently calls ``ServerThread.stop()`` (so it is not a real crash; use :class:`CoordcoreProcess`
-    for kill -9 tests).
+    Fast to start; shares the interpreter with the test.  ``kill()`` is ``ServerThread.crash()``:
+    connections are dropped unflushed and nothing waits, but the OS page cache survives, so use
+    :class:`CoordcoreProcess` for kill -9 tests.
     """
 
     backend = "coordcore"
@@ -541,7 +541,10 @@ class EmbeddedCoordcore(ServerHandle):
     def _terminate(self, graceful: bool) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.stop()
+            if graceful:
+                thread.stop()
+            else:
+                thread.crash()
 
 
 _FACTORIES = {"coordcore": CoordcoreProcess, "zookeeper": ZooKeeperProcess}

@@ -191,9 +191,9 @@ def test_too_many_connections_from_one_address(zk_server_factory):
             except (ConnectionResetError, BrokenPipeError, ConnectionError):
                 assert time.monotonic() < deadline, "could not open the first 3 connections"
                 time.sleep(0.1)
-        extra = rawzk.RawClient(server.connect_string)
-        conns.append(extra)
-        try:
+        try:  # the server may refuse while we connect, or on the handshake
+            extra = rawzk.RawClient(server.connect_string)
+            conns.append(extra)
             resp = extra.handshake()
         except (ConnectionResetError, BrokenPipeError, ConnectionError):
             resp = None
