@@ -66,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         self.close_after_flush = False
         self.is_four_letter = False
         self.reading_paused = False
+        self.touched = False
         # stats for cons/stat
         self.recved = 0
         self.sent = 0
@@ -115,6 +116,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data):
         if self.state == S_CLOSED:
             return
+        self.touched = False
         self.inbuf += data
         try:
             self._process_input()
@@ -191,7 +193,9 @@ class ClientConnection(asyncio.Protocol):
         self.recved += 1
         server = self.server
         server.packets_received += 1
-        server.touch(self)
+        if not self.touched:  # any packet keeps the session alive; once per read is enough
+            self.touched = True
+            server.touch(self)
         if op == P.PING:
             self.send(frame_reply(P.XID_PING, self.node.committed.last_zxid, 0))
             return

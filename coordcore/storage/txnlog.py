@@ -44,6 +44,7 @@ _RECORD = struct.Struct(">IIQ")           # length, crc, zxid
 _LEN_ZXID = struct.Struct(">IQ")
 HEADER_SIZE = _HEADER.size               # 32
 RECORD_HEADER_SIZE = _RECORD.size        # 16
+PREALLOC_BYTES = 16 << 20               # log space reserved ahead of the writes
 MAX_TXN_BYTES = 256 << 20                # far above jute.maxbuffer; a larger length is damage
 MAX_ZXID = (1 << 64) - 1
 _NON_ZERO = re.compile(rb"[^\x00]")
@@ -127,26 +128,55 @@ class SegmentWriter:
         self._fsync = fsync
         self._salt = int.from_bytes(os.urandom(4), "big")
         # O_EXCL: a name clash means a bug or a foreign writer, never something to overwrite.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # No O_APPEND: the file is preallocated and written at our own offset.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._offset = 0
+        self._allocated = 0
         try:
             _write_all(self._fd, encode_header(self._salt, first_zxid))
+            self._offset = HEADER_SIZE
             if fsync:
+                self._preallocate(HEADER_SIZE)
                 _datasync(self._fd)
                 fsync_dir(log_dir)
         except BaseException:
             os.close(self._fd)
             raise
 
+    def _preallocate(self, need: int) -> None:
+        """Grow the file ahead of the writes, as ZooKeeper does (preAllocSize).
+
+        An fdatasync after a write that does not change the file size skips the
+        metadata update: about a third cheaper per sync on ext4.  What lies past
+        the last record reads as zeros; recovery cuts zeros silently.
+        """
+        if self._offset + need <= self._allocated:
+            return
+        size = self._offset + need + PREALLOC_BYTES
+        try:
+            os.posix_fallocate(self._fd, 0, size)
+        except (AttributeError, OSError):  # no fallocate on this filesystem: plain appends
+            return
+        self._allocated = size
+
     def write_batch(self, txns: list[tuple[int, bytes]]) -> None:
         """Append ``txns`` and (when fsync is on) make them durable before returning."""
-        _write_all(self._fd, encode_records(self._salt, txns))
+        data = encode_records(self._salt, txns)
+        if self._fsync:
+            self._preallocate(len(data))
+        _write_all(self._fd, data)
+        self._offset += len(data)
         if self._fsync:
             _datasync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            os.close(fd)
+            try:
+                if self._allocated > self._offset:
+                    os.ftruncate(fd, self._offset)  # give back the preallocated space
+            finally:
+                os.close(fd)
 
 
 # ---------------------------------------------------------------- reading
@@ -164,6 +194,7 @@ class SegmentScan:
     bad_offset: int | None = None       # first byte not part of a valid record (None: clean)
     bad_reason: str = ""
     resync_offset: int | None = None    # a valid record found after bad_offset (=> mid-log corruption)
+    zero_tail: int | None = None        # offset where only preallocated zeros follow the last record
 
 
 def _decode_header(data: bytes, path: str) -> tuple[int, str]:
@@ -246,6 +277,9 @@ def scan_segment(path: str, first_zxid: int, after_zxid: int) -> SegmentScan:
     while offset < len(data):
         got = _record_at(view, offset, salt)
         if isinstance(got, str):
+            if _NON_ZERO.search(view, offset) is None:
+                scan.zero_tail = offset  # preallocated space after the last record: not damage
+                break
             scan.bad_offset, scan.bad_reason = offset, got
             scan.resync_offset = _find_valid_record(view, offset + 1, salt, previous or 0)
             break
@@ -324,6 +358,10 @@ def recover_log(log_dir: str, after_zxid: int, *, fsync: bool = True) -> LogReco
             tail_from -= 1
 
     truncated, removed = 0, []
+    for scan in scans[:tail_from]:
+        if scan.zero_tail is not None:  # give back preallocated space left by a crash
+            with open(scan.path, "r+b") as f:
+                f.truncate(scan.zero_tail)
     for scan in scans[tail_from:]:
         if scan.record_count and scan.bad_offset is not None:
             with open(scan.path, "r+b") as f:

@@ -115,7 +115,16 @@ def _dec_body(r: Reader, t: int) -> tuple:
 _HEADER = struct.Struct(">qqqii")
 
 
+_SET_DATA_HEAD = struct.Struct(">qqqiii")  # header + path length
+
+
 def encode(txn: Txn) -> bytes:
+    if txn.type == T_SET_DATA:  # the hot path, without a Writer
+        path, data, version = txn.body
+        p = path.encode("utf-8")
+        d = b"\xff\xff\xff\xff" if data is None else len(data).to_bytes(4, "big") + data
+        return b"".join((_SET_DATA_HEAD.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, T_SET_DATA, len(p)),
+                         p, d, version.to_bytes(4, "big", signed=True)))
     w = Writer()
     w.buf += _HEADER.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, txn.type)
     _enc_body(w, txn.type, txn.body)

@@ -16,6 +16,11 @@ REPLY_HEADER = struct.Struct(">iqi")
 REQUEST_HEADER = struct.Struct(">ii")
 FRAMED_REPLY_HEADER = struct.Struct(">iiqi")  # length + ReplyHeader
 
+# world:anyone ALL, the ACL of nearly every node: recognised and written as one byte string
+OPEN_ACL_ENTRY = (31, "world", "anyone")
+OPEN_ACL_BYTES = b"\x00\x00\x00\x01" + I32.pack(31) + I32.pack(5) + b"world" + I32.pack(6) + b"anyone"
+_OPEN_ACL_LEN = len(OPEN_ACL_BYTES)
+
 
 class Reader:
     __slots__ = ("buf", "pos", "end", "max_len")
@@ -85,6 +90,9 @@ class Reader:
         return [self.ustring() or "" for _ in range(self.vector_count())]
 
     def acls(self) -> list[tuple[int, str, str]]:
+        if self.buf[self.pos:self.pos + _OPEN_ACL_LEN] == OPEN_ACL_BYTES:  # nearly every create
+            self.pos += _OPEN_ACL_LEN
+            return [OPEN_ACL_ENTRY]
         out = []
         for _ in range(self.vector_count()):
             perms = self.int()
@@ -133,6 +141,9 @@ class Writer:
         return self
 
     def acls(self, acl) -> "Writer":
+        if len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY:
+            self.buf += OPEN_ACL_BYTES
+            return self
         self.buf += I32.pack(len(acl))
         for perms, scheme, ident in acl:
             self.int(perms).ustring(scheme).ustring(ident)

@@ -76,7 +76,7 @@ def test_torn_tail_partial_record_header_is_cut(dirs):
     write_txns(dirs, range(1, 4))
     [(_, path)] = segments(dirs)
     with open(path, "ab") as f:
-        f.write(b"\x00\x00\x00")
+        f.write(b"\x00\x01\x00")
     state = load(dirs)
     assert (state.last_zxid, state.truncated_bytes) == (3, 3)
 
@@ -288,15 +288,35 @@ def test_use_after_close_is_refused(dirs):
 
 
 def test_zero_filled_tail_is_cut(dirs):
-    """After power loss a file may have grown with zeros where the last batch should be."""
+    """Zeros after the last record are preallocated space (or a power loss before the last batch
+    reached the disk, which looks the same): cut silently, not reported as a torn record."""
     write_txns(dirs, range(1, 4))
     [(_, path)] = segments(dirs)
     size = os.path.getsize(path)
     with open(path, "ab") as f:
         f.write(bytes(64 * 1024))
     state = load(dirs)
-    assert (state.last_zxid, state.truncated_bytes) == (3, 64 * 1024)
+    assert (state.last_zxid, state.truncated_bytes) == (3, 0)
     assert os.path.getsize(path) == size
+
+
+def test_preallocated_segment_survives_a_crash(dirs):
+    """A writer killed with its segment preallocated: every synced txn loads, the zeros are given back."""
+    s = DiskStorage(*dirs)
+    s.load()
+    for z in range(1, 6):
+        s.append(z, b"txn-%d" % z)
+    s.sync()
+    [(_, path)] = segments(dirs)
+    assert os.path.getsize(path) >= txnlog.PREALLOC_BYTES  # the log really is preallocated
+    os.close(s._writer._fd)  # a crash: no close(), so no truncation
+    s._writer._fd = -1
+    for fd in s._lock_fds:
+        os.close(fd)
+    s._lock_fds = []
+    state = load(dirs)
+    assert [z for z, _ in state.txns] == [1, 2, 3, 4, 5] and state.truncated_bytes == 0
+    assert os.path.getsize(path) < txnlog.PREALLOC_BYTES
 
 
 def test_payload_that_embeds_a_record_does_not_hide_a_torn_tail(dirs):
