@@ -458,6 +458,7 @@ def run(config: ServerConfig) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = Server(config)
+    gc.disable()  # loading a large snapshot allocates millions of objects that all survive
     try:
         loop.run_until_complete(server.start())
     except (CorruptLogError, StorageError, OSError) as e:
@@ -471,6 +472,7 @@ def run(config: ServerConfig) -> int:
     # from rescanning them on every few thousand allocations (its pauses showed up as p99 spikes).
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
+    gc.enable()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     try:

@@ -1,25 +1,55 @@
-"""Snapshot format: a DataTree plus the session table <-> bytes.  Files belong to storage."""
+"""Snapshot format: a DataTree plus the session table <-> bytes.  Files belong to storage.
+
+Layout (big-endian): int format, long last_zxid; the distinct ACL lists (each a jute
+vector<ACL>), referenced by index; then every node as ustring path, buffer data and one
+fixed-size record of its Stat fields; then the sessions.  Fixed fields are packed with one
+struct call per node: the server takes snapshots on its event loop, so encoding speed is
+pause time (150k nodes: about 150 ms here).
+"""
 from __future__ import annotations
 
-from coordcore.tree.datatree import DataTree, ZNode, intern_acl
-from coordcore.tree import txn as T
-from coordcore.tree.paths import split
-from coordcore.wire.jute import Reader, Writer
+import struct
 
-FORMAT_VERSION = 1
+from coordcore.tree import txn as T
+from coordcore.tree.datatree import DataTree, ZNode, intern_acl
+from coordcore.tree.paths import split
+from coordcore.wire.jute import I32, Reader, Writer
+
+FORMAT_VERSION = 2
+_NODE = struct.Struct(">iqqqqiiiqqiq")  # acl index, czxid, mzxid, ctime, mtime, version, cseq,
+#                                         aversion, owner, pzxid, kind, ttl
+_NULL = b"\xff\xff\xff\xff"
 
 
 def encode(tree: DataTree, sessions: list[tuple[int, int, bytes]]) -> bytes:
     """sessions: (session_id, timeout_ms, passwd)."""
-    w = Writer().int(FORMAT_VERSION).long(tree.last_zxid).int(len(tree.nodes))
+    acl_index: dict = {}
+    parts = []
+    append = parts.append
+    pack, pack_len = _NODE.pack, I32.pack
     for path, n in tree.nodes.items():
-        w.ustring(path).buffer(n.data).acls(n.acl)
-        w.long(n.czxid).long(n.mzxid).long(n.ctime).long(n.mtime)
-        w.int(n.version).int(n.cseq).int(n.aversion).long(n.owner).long(n.pzxid).int(n.kind).long(n.ttl)
-    w.int(len(sessions))
+        idx = acl_index.get(n.acl)
+        if idx is None:
+            idx = acl_index[n.acl] = len(acl_index)
+        p = path.encode("utf-8")
+        d = n.data
+        append(pack_len(len(p)))
+        append(p)
+        if d is None:
+            append(_NULL)
+        else:
+            append(pack_len(len(d)))
+            append(d)
+        append(pack(idx, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cseq, n.aversion, n.owner,
+                    n.pzxid, n.kind, n.ttl))
+    head = Writer().int(FORMAT_VERSION).long(tree.last_zxid).int(len(acl_index))
+    for acl in acl_index:
+        head.acls(acl)
+    head.int(len(tree.nodes))
+    tail = Writer().int(len(sessions))
     for sid, timeout, passwd in sessions:
-        w.long(sid).int(timeout).buffer(passwd)
-    return w.getvalue()
+        tail.long(sid).int(timeout).buffer(passwd)
+    return b"".join((head.getvalue(), b"".join(parts), tail.getvalue()))
 
 
 def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
@@ -31,24 +61,32 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
     tree.nodes.clear()
     tree.data_size = 0
     tree.last_zxid = r.long()
+    acls = [intern_acl(r.acls()) for _ in range(r.int())]
+    nodes = tree.nodes
+    unpack, size = _NODE.unpack_from, _NODE.size
+    new = ZNode.__new__
     for _ in range(r.int()):
         path = r.ustring()
-        data_, acl = r.buffer(), r.acls()
-        n = ZNode(data_, intern_acl(acl), 0, 0)
-        n.czxid, n.mzxid, n.ctime, n.mtime = r.long(), r.long(), r.long(), r.long()
-        n.version, n.cseq, n.aversion, n.owner, n.pzxid, n.kind, n.ttl = (
-            r.int(), r.int(), r.int(), r.long(), r.long(), r.int(), r.long())
-        tree.nodes[path] = n
-    for path, n in tree.nodes.items():
+        data_ = r.buffer()
+        (ai, czxid, mzxid, ctime, mtime, ver, cseq, aver, owner, pzxid, kind, ttl) = unpack(data, r.pos)
+        r.pos += size
+        n = new(ZNode)
+        n.data, n.acl, n.children = data_, acls[ai], set()
+        n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid = czxid, mzxid, ctime, mtime, pzxid
+        n.version, n.cseq, n.aversion, n.owner, n.kind, n.ttl = ver, cseq, aver, owner, kind, ttl
+        nodes[path] = n
+    data_size = 0
+    for path, n in nodes.items():
         if path != "/":
             parent, name = split(path)
-            tree.nodes[parent].children.add(name)
+            nodes[parent].children.add(name)
         if n.kind == T.K_EPHEMERAL:
             tree.ephemerals.setdefault(n.owner, set()).add(path)
         elif n.kind == T.K_CONTAINER:
             tree.containers.add(path)
         elif n.kind == T.K_TTL:
             tree.ttls.add(path)
-        tree.data_size += len(path) + (len(n.data) if n.data else 0)
+        data_size += len(path) + (len(n.data) if n.data else 0)
+    tree.data_size = data_size
     sessions = [(r.long(), r.int(), r.buffer() or b"") for _ in range(r.int())]
     return tree, sessions
