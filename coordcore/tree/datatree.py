@@ -31,7 +31,7 @@ class ZNode:
         self.ctime = self.mtime = time
         self.version = self.cseq = self.aversion = 0
         self.owner = owner
-        self.children = set()
+        self.children = NO_CHILDREN  # a leaf shares one empty frozenset; a set is made on the first child
         self.kind = kind
         self.ttl = ttl
 
@@ -51,6 +51,24 @@ class ZNode:
     def restore_fields(self, f):
         (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
          self.pzxid) = f
+
+
+NO_CHILDREN = frozenset()
+
+
+def add_child(node: ZNode, name: str) -> None:
+    if node.children is NO_CHILDREN:
+        node.children = {name}
+    else:
+        node.children.add(name)
+
+
+def remove_child(node: ZNode, name: str) -> None:
+    children = node.children
+    if children:
+        children.discard(name)
+        if not children:
+            node.children = NO_CHILDREN
 
 
 _acl_cache: dict = {}
@@ -73,8 +91,8 @@ class DataTree:
         quota = ZNode(b"", OPEN_ACL, 0, 0)
         config = ZNode(b"", READ_ACL, 0, 0)
         config.aversion = -1
-        root.children.add("zookeeper")
-        zk.children.update(("quota", "config"))
+        root.children = {"zookeeper"}
+        zk.children = {"quota", "config"}
         self.nodes: dict[str, ZNode] = {"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
                                         "/zookeeper/config": config}
         self.ephemerals: dict[int, set] = {}
@@ -154,7 +172,7 @@ class DataTree:
             undo.append((parent, parent.copy_fields(), path))
         node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)
         self.nodes[path] = node
-        parent.children.add(name)
+        add_child(parent, name)
         parent.cseq = cseq
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -177,7 +195,7 @@ class DataTree:
         if undo is not None:
             undo.append((parent, parent.copy_fields(), None))
             undo.append((None, node, path))
-        parent.children.discard(name)
+        remove_child(parent, name)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         self._unindex(path, node)
@@ -205,7 +223,7 @@ class DataTree:
                 node = saved
                 self.nodes[path] = node
                 parent_path, name = split(path)
-                self.nodes[parent_path].children.add(name)
+                add_child(self.nodes[parent_path], name)
                 if node.kind == T.K_EPHEMERAL:
                     self.ephemerals.setdefault(node.owner, set()).add(path)
                 elif node.kind == T.K_CONTAINER:
@@ -217,7 +235,7 @@ class DataTree:
             target.restore_fields(saved)
             if path is not None:  # a created node under `target`: remove it
                 node = self.nodes.pop(path)
-                target.children.discard(split(path)[1])
+                remove_child(target, split(path)[1])
                 self._unindex(path, node)
                 self.data_size -= len(path) + (len(node.data) if node.data else 0)
 

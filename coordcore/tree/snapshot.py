@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from coordcore.tree import txn as T
-from coordcore.tree.datatree import DataTree, ZNode, intern_acl
+from coordcore.tree.datatree import NO_CHILDREN, DataTree, ZNode, add_child, intern_acl
 from coordcore.tree.paths import split
 from coordcore.wire.jute import I32, Reader, Writer
 
@@ -71,7 +71,7 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
         (ai, czxid, mzxid, ctime, mtime, ver, cseq, aver, owner, pzxid, kind, ttl) = unpack(data, r.pos)
         r.pos += size
         n = new(ZNode)
-        n.data, n.acl, n.children = data_, acls[ai], set()
+        n.data, n.acl, n.children = data_, acls[ai], NO_CHILDREN
         n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid = czxid, mzxid, ctime, mtime, pzxid
         n.version, n.cseq, n.aversion, n.owner, n.kind, n.ttl = ver, cseq, aver, owner, kind, ttl
         nodes[path] = n
@@ -79,7 +79,7 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
     for path, n in nodes.items():
         if path != "/":
             parent, name = split(path)
-            nodes[parent].children.add(name)
+            add_child(nodes[parent], name)
         if n.kind == T.K_EPHEMERAL:
             tree.ephemerals.setdefault(n.owner, set()).add(path)
         elif n.kind == T.K_CONTAINER:
