@@ -112,10 +112,9 @@ class Node:
     @staticmethod
     def _op_result(op, t, body, result) -> bytes:
         if t == T.T_CREATE:
-            w = Writer().ustring(body[0])
-            if op != P.CREATE:
-                w.raw(result)
-            return w.getvalue()
+            path = body[0].encode("utf-8")
+            head = I32.pack(len(path)) + path
+            return head if op == P.CREATE else head + result
         if t in (T.T_SET_DATA, T.T_SET_ACL):
             return result
         return NO_BODY

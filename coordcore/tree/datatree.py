@@ -166,8 +166,9 @@ class DataTree:
 
     def _create(self, b, zxid, time, undo):
         path, data, acl, kind, owner, ttl, cseq = b
-        parent_path, name = split(path)
-        parent = self.nodes[parent_path]
+        i = path.rfind("/")
+        name = path[i + 1:]
+        parent = self.nodes[path[:i] or "/"]
         if undo is not None:
             undo.append((parent, parent.copy_fields(), path))
         node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)

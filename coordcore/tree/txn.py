@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from coordcore.wire.jute import Reader, Writer
+from coordcore.wire.jute import OPEN_ACL_BYTES, OPEN_ACL_ENTRY, Reader, Writer
 
 T_CREATE = 1
 T_DELETE = 2
@@ -116,6 +116,7 @@ _HEADER = struct.Struct(">qqqii")
 
 
 _SET_DATA_HEAD = struct.Struct(">qqqiii")  # header + path length
+_CREATE_TAIL = struct.Struct(">iqqi")  # kind, owner, ttl, parent cseq
 
 
 def encode(txn: Txn) -> bytes:
@@ -125,6 +126,12 @@ def encode(txn: Txn) -> bytes:
         d = b"\xff\xff\xff\xff" if data is None else len(data).to_bytes(4, "big") + data
         return b"".join((_SET_DATA_HEAD.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, T_SET_DATA, len(p)),
                          p, d, version.to_bytes(4, "big", signed=True)))
+    if txn.type == T_CREATE and len(txn.body[2]) == 1 and txn.body[2][0] == OPEN_ACL_ENTRY:
+        path, data, _, kind, owner, ttl, cseq = txn.body
+        p = path.encode("utf-8")
+        d = b"\xff\xff\xff\xff" if data is None else len(data).to_bytes(4, "big") + data
+        return b"".join((_SET_DATA_HEAD.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, T_CREATE, len(p)),
+                         p, d, OPEN_ACL_BYTES, _CREATE_TAIL.pack(kind, owner, ttl, cseq)))
     w = Writer()
     w.buf += _HEADER.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, txn.type)
     _enc_body(w, txn.type, txn.body)
