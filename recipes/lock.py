@@ -34,7 +34,7 @@ from kazoo.exceptions import (
     NoNodeError,
     SessionExpiredError,
 )
-from kazoo.protocol.states import ZnodeStat
+from kazoo.protocol.states import EventType, ZnodeStat
 
 from recipes import contenders as cont
 from recipes.errors import AlreadyHeldError, CancelledError, NotHeldError, OwnershipLostError
@@ -364,6 +364,7 @@ class Lock(_LockBase):
         #: Watch notifications this object received while waiting (for herd measurements).
         self.watch_notifications = 0
         self._attempt_session: Optional[int] = None
+        self._deleted: Optional[str] = None  # path of a predecessor the server told us was deleted
 
     # kazoo-compatible alias used by some callers
     @property
@@ -447,12 +448,22 @@ class Lock(_LockBase):
                 if not blocking:
                     raise _GaveUp()
                 pred = f"{self.path}/{d.predecessor}"
+                self._deleted = None
                 try:
                     self._call(lambda: self.client.get_async(pred, watch=self._on_predecessor), deadline)
                 except NoNodeError:
                     continue  # already gone: re-check at once
                 left = self._remaining(deadline)
                 self._wake.wait(left)
+                if d.position == 1 and self._deleted == pred and not self._cancel.is_set():
+                    # We queued right behind the holder and it is gone.  Nobody can be ahead of us
+                    # now: a node created after our listing gets a later sequence number, and the
+                    # server told us on our live session, so our own node still exists.  This
+                    # saves the re-listing round trip on every hand-over.
+                    with self._mutex:
+                        self._node_path = f"{self.path}/{name}"
+                        self._stat = stat
+                    return True
         except _GaveUp:
             self._abandon(prefix, name)
             raise
@@ -464,6 +475,8 @@ class Lock(_LockBase):
 
     def _on_predecessor(self, event: Any) -> None:
         self.watch_notifications += 1
+        if event.type == EventType.DELETED:
+            self._deleted = event.path
         self._wake.set()
 
     def _abandon(self, prefix: str, name: Optional[str]) -> None:
