@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="threads,processes", help="threads, processes or both")
     p.add_argument("--seconds", type=float, default=3.0, help="measuring time per configuration")
     p.add_argument("--failover-rounds", type=int, default=3, help="leader kills per implementation (0: skip)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating ours/kazoo rounds per configuration; figures are medians (default 3)")
     p.add_argument("--session-timeout", type=float, default=2.0, help="session timeout for the failover runs")
     args = p.parse_args(argv)
     try:
@@ -245,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if hosts is None:
         from coordcore.testing import make_server
 
-        server = make_server(args.backend, embedded=(args.backend == "coordcore"))
+        # a server process of its own: an in-process one would share the GIL with the contenders
+        server = make_server(args.backend)
         try:
             server.start()
         except Exception as e:
@@ -254,18 +257,28 @@ def main(argv: list[str] | None = None) -> int:
         hosts = server.connect_string
     label = args.backend if args.connect is None else args.connect
     try:
-        print(f"recipes benchmark on {label}; {args.seconds:.0f}s per configuration\n")
+        print(f"recipes benchmark on {label}; {args.seconds:.0f}s per run, median of {args.rounds} "
+              f"alternating rounds\n")
         header = f"{'mode':<10}{'N':>4}  {'impl':<6}{'acq/s':>9}{'handoff p50 ms':>16}{'p99 ms':>9}" \
                  f"{'notif/release':>15}{'overlaps':>10}"
         print(header)
         print("-" * len(header))
         for mode in modes:
             for n in counts:
+                # ours and kazoo's alternate, round after round, so drift in the machine's load hits
+                # both alike; each figure is the median over the rounds (overlaps: the sum)
+                runs: dict[str, list[dict]] = {"ours": [], "kazoo": []}
+                for _ in range(args.rounds):
+                    for impl in ("ours", "kazoo"):
+                        runs[impl].append(run_lock(impl, mode, n, hosts, args.seconds))
                 for impl in ("ours", "kazoo"):
-                    s = run_lock(impl, mode, n, hosts, args.seconds)
-                    print(f"{mode:<10}{n:>4}  {impl:<6}{s['acq_per_s']:>9.1f}{s['p50_ms']:>16.2f}"
-                          f"{s['p99_ms']:>9.2f}{s['notes_per_release']:>15.2f}{s['overlaps']:>10}",
-                          flush=True)
+                    rs = runs[impl]
+
+                    def med(key):
+                        return statistics.median(r[key] for r in rs)
+                    print(f"{mode:<10}{n:>4}  {impl:<6}{med('acq_per_s'):>9.1f}{med('p50_ms'):>16.2f}"
+                          f"{med('p99_ms'):>9.2f}{med('notes_per_release'):>15.2f}"
+                          f"{sum(r['overlaps'] for r in rs):>10}", flush=True)
         if args.failover_rounds > 0:
             print(f"\nelection failover (leader SIGKILLed -> next leader's callback), "
                   f"session timeout {args.session_timeout}s")
