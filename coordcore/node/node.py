@@ -310,8 +310,14 @@ class Node:
 
     # ------------------------------------------------------------------ maintenance
     def snapshot_bytes(self) -> bytes:
+        enc = self.snapshot_encoder(track=False)
+        enc.step(len(enc.items))
+        return enc.result()
+
+    def snapshot_encoder(self, track: bool = True) -> S.SnapshotEncoder:
+        """An encoder of the committed tree and sessions as they are now (see SnapshotEncoder)."""
         sess = [(s.session_id, s.timeout_ms, s.passwd) for s in self.sessions.sessions.values()]
-        return S.encode(self.committed, sess)
+        return S.SnapshotEncoder(self.committed, sess, track=track)
 
     def reap_candidates(self, now_ms: int) -> list[str]:
         """Containers that had children and are empty; TTL nodes empty and unmodified for ttl ms."""

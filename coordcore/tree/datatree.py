@@ -44,6 +44,11 @@ class ZNode:
     def stat_bytes(self) -> bytes:
         return STAT.pack(*self.stat_tuple())
 
+    def snap_fields(self):
+        """Everything a snapshot records of this node (children are implied by the paths)."""
+        return (self.data, self.acl, self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cseq,
+                self.aversion, self.owner, self.pzxid, self.kind, self.ttl)
+
     def copy_fields(self):
         return (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
                 self.pzxid)
@@ -102,6 +107,9 @@ class DataTree:
         # approximate data size = path lengths + data lengths, as ZooKeeper counts it (44 when fresh)
         self.data_size = sum(len(p) for p in self.nodes)
         self.events: list | None = [] if keep_events else None
+        # While a snapshot is being encoded in steps, the state each node had when it started is kept
+        # here (by node object) before the node's first change, so the snapshot is exact at one zxid.
+        self.preserved: dict | None = None
 
     # ----- reads -----
     def get(self, path: str) -> ZNode | None:
@@ -135,6 +143,8 @@ class DataTree:
             return self._delete(b[0], zxid, undo)
         if t == T.T_SET_DATA:
             node = self.nodes[b[0]]
+            if self.preserved is not None and node not in self.preserved:
+                self.preserved[node] = node.snap_fields()
             if undo is not None:
                 undo.append((node, node.copy_fields(), None))
             old = len(node.data) if node.data else 0
@@ -149,6 +159,8 @@ class DataTree:
             return node.stat_bytes()
         if t == T.T_SET_ACL:
             node = self.nodes[b[0]]
+            if self.preserved is not None and node not in self.preserved:
+                self.preserved[node] = node.snap_fields()
             if undo is not None:
                 undo.append((node, node.copy_fields(), None))
             node.acl = intern_acl(b[1])
@@ -169,6 +181,8 @@ class DataTree:
         i = path.rfind("/")
         name = path[i + 1:]
         parent = self.nodes[path[:i] or "/"]
+        if self.preserved is not None and parent not in self.preserved:
+            self.preserved[parent] = parent.snap_fields()
         if undo is not None:
             undo.append((parent, parent.copy_fields(), path))
         node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)
@@ -193,6 +207,8 @@ class DataTree:
         node = self.nodes.pop(path)
         parent_path, name = split(path)
         parent = self.nodes[parent_path]
+        if self.preserved is not None and parent not in self.preserved:
+            self.preserved[parent] = parent.snap_fields()
         if undo is not None:
             undo.append((parent, parent.copy_fields(), None))
             undo.append((None, node, path))

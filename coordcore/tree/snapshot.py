@@ -3,8 +3,8 @@
 Layout (big-endian): int format, long last_zxid; the distinct ACL lists (each a jute
 vector<ACL>), referenced by index; then every node as ustring path, buffer data and one
 fixed-size record of its Stat fields; then the sessions.  Fixed fields are packed with one
-struct call per node: the server takes snapshots on its event loop, so encoding speed is
-pause time (150k nodes: about 150 ms here).
+struct call per node.  The server encodes in steps between requests (SnapshotEncoder), so a
+large tree costs no pause.
 """
 from __future__ import annotations
 
@@ -21,35 +21,73 @@ _NODE = struct.Struct(">iqqqqiiiqqiq")  # acl index, czxid, mzxid, ctime, mtime,
 _NULL = b"\xff\xff\xff\xff"
 
 
+class SnapshotEncoder:
+    """Encodes a tree as it is at construction, in steps, while txns keep being applied.
+
+    With ``track`` the tree keeps each node's state before its first change (``DataTree.preserved``)
+    until the encoder is done, so the result is exact at ``zxid`` however the steps interleave with
+    applies: nodes created later are not in the captured list, nodes deleted later still are.
+    """
+
+    def __init__(self, tree: DataTree, sessions: list[tuple[int, int, bytes]], track: bool = False):
+        self.tree = tree
+        self.zxid = tree.last_zxid
+        self.items = list(tree.nodes.items())
+        self.sessions = list(sessions)
+        self.track = track
+        self.preserved = {} if track else None
+        if track:
+            tree.preserved = self.preserved
+        self.acl_index: dict = {}
+        self.parts: list = []
+        self.next = 0
+
+    def step(self, count: int) -> bool:
+        """Encode up to `count` more nodes; True once every node is encoded."""
+        acl_index, preserved = self.acl_index, self.preserved
+        append = self.parts.append
+        pack, pack_len = _NODE.pack, I32.pack
+        end = min(self.next + count, len(self.items))
+        for path, n in self.items[self.next:end]:
+            f = preserved.get(n) if preserved else None
+            if f is None:
+                f = (n.data, n.acl, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cseq, n.aversion,
+                     n.owner, n.pzxid, n.kind, n.ttl)
+            data, acl = f[0], f[1]
+            idx = acl_index.get(acl)
+            if idx is None:
+                idx = acl_index[acl] = len(acl_index)
+            p = path.encode("utf-8")
+            append(pack_len(len(p)))
+            append(p)
+            if data is None:
+                append(_NULL)
+            else:
+                append(pack_len(len(data)))
+                append(data)
+            append(pack(idx, *f[2:]))
+        self.next = end
+        done = end >= len(self.items)
+        if done and self.track and self.tree.preserved is self.preserved:
+            self.tree.preserved = None
+        return done
+
+    def result(self) -> bytes:
+        head = Writer().int(FORMAT_VERSION).long(self.zxid).int(len(self.acl_index))
+        for acl in self.acl_index:
+            head.acls(acl)
+        head.int(len(self.items))
+        tail = Writer().int(len(self.sessions))
+        for sid, timeout, passwd in self.sessions:
+            tail.long(sid).int(timeout).buffer(passwd)
+        return b"".join((head.getvalue(), b"".join(self.parts), tail.getvalue()))
+
+
 def encode(tree: DataTree, sessions: list[tuple[int, int, bytes]]) -> bytes:
-    """sessions: (session_id, timeout_ms, passwd)."""
-    acl_index: dict = {}
-    parts = []
-    append = parts.append
-    pack, pack_len = _NODE.pack, I32.pack
-    for path, n in tree.nodes.items():
-        idx = acl_index.get(n.acl)
-        if idx is None:
-            idx = acl_index[n.acl] = len(acl_index)
-        p = path.encode("utf-8")
-        d = n.data
-        append(pack_len(len(p)))
-        append(p)
-        if d is None:
-            append(_NULL)
-        else:
-            append(pack_len(len(d)))
-            append(d)
-        append(pack(idx, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cseq, n.aversion, n.owner,
-                    n.pzxid, n.kind, n.ttl))
-    head = Writer().int(FORMAT_VERSION).long(tree.last_zxid).int(len(acl_index))
-    for acl in acl_index:
-        head.acls(acl)
-    head.int(len(tree.nodes))
-    tail = Writer().int(len(sessions))
-    for sid, timeout, passwd in sessions:
-        tail.long(sid).int(timeout).buffer(passwd)
-    return b"".join((head.getvalue(), b"".join(parts), tail.getvalue()))
+    """The whole tree at once; sessions: (session_id, timeout_ms, passwd)."""
+    enc = SnapshotEncoder(tree, sessions)
+    enc.step(len(enc.items))
+    return enc.result()
 
 
 def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
