@@ -311,7 +311,7 @@ class Node:
     # ------------------------------------------------------------------ maintenance
     def snapshot_bytes(self) -> bytes:
         enc = self.snapshot_encoder(track=False)
-        enc.step(len(enc.items))
+        enc.step(len(enc))
         return enc.result()
 
     def snapshot_encoder(self, track: bool = True) -> S.SnapshotEncoder:

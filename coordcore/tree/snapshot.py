@@ -32,23 +32,30 @@ class SnapshotEncoder:
     def __init__(self, tree: DataTree, sessions: list[tuple[int, int, bytes]], track: bool = False):
         self.tree = tree
         self.zxid = tree.last_zxid
-        self.items = list(tree.nodes.items())
+        # two flat lists of objects that already exist: no per-node allocation lives through the
+        # snapshot, so it does not fragment the small-object heap the tree itself lives in
+        self.paths = list(tree.nodes)
+        self.nodes = list(tree.nodes.values())
         self.sessions = list(sessions)
         self.track = track
         self.preserved = {} if track else None
         if track:
             tree.preserved = self.preserved
         self.acl_index: dict = {}
-        self.parts: list = []
+        self.parts: list[bytes] = []
         self.next = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
     def step(self, count: int) -> bool:
         """Encode up to `count` more nodes; True once every node is encoded."""
-        acl_index, preserved = self.acl_index, self.preserved
-        append = self.parts.append
+        acl_index, preserved, buf = self.acl_index, self.preserved, bytearray()
+        paths, nodes = self.paths, self.nodes
         pack, pack_len = _NODE.pack, I32.pack
-        end = min(self.next + count, len(self.items))
-        for path, n in self.items[self.next:end]:
+        end = min(self.next + count, len(paths))
+        for i in range(self.next, end):
+            n = nodes[i]
             f = preserved.get(n) if preserved else None
             if f is None:
                 f = (n.data, n.acl, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cseq, n.aversion,
@@ -57,17 +64,18 @@ class SnapshotEncoder:
             idx = acl_index.get(acl)
             if idx is None:
                 idx = acl_index[acl] = len(acl_index)
-            p = path.encode("utf-8")
-            append(pack_len(len(p)))
-            append(p)
+            p = paths[i].encode("utf-8")
+            buf += pack_len(len(p))
+            buf += p
             if data is None:
-                append(_NULL)
+                buf += _NULL
             else:
-                append(pack_len(len(data)))
-                append(data)
-            append(pack(idx, *f[2:]))
+                buf += pack_len(len(data))
+                buf += data
+            buf += pack(idx, *f[2:])
+        self.parts.append(bytes(buf))  # one block per step: no huge buffer regrown again and again
         self.next = end
-        done = end >= len(self.items)
+        done = end >= len(paths)
         if done and self.track and self.tree.preserved is self.preserved:
             self.tree.preserved = None
         return done
@@ -76,17 +84,17 @@ class SnapshotEncoder:
         head = Writer().int(FORMAT_VERSION).long(self.zxid).int(len(self.acl_index))
         for acl in self.acl_index:
             head.acls(acl)
-        head.int(len(self.items))
+        head.int(len(self.paths))
         tail = Writer().int(len(self.sessions))
         for sid, timeout, passwd in self.sessions:
             tail.long(sid).int(timeout).buffer(passwd)
-        return b"".join((head.getvalue(), b"".join(self.parts), tail.getvalue()))
+        return b"".join((head.getvalue(), *self.parts, tail.getvalue()))
 
 
 def encode(tree: DataTree, sessions: list[tuple[int, int, bytes]]) -> bytes:
     """The whole tree at once; sessions: (session_id, timeout_ms, passwd)."""
     enc = SnapshotEncoder(tree, sessions)
-    enc.step(len(enc.items))
+    enc.step(len(enc))
     return enc.result()
 
 
