@@ -144,17 +144,26 @@ class Preparer:
             raise ApiError(Err.NOTEMPTY)
         return T.T_DELETE, (path,)
 
+    def _existing(self, path, auth, perm):
+        """The node a setData/setACL/check targets, after the path, NONODE and ACL checks."""
+        node = self.tree.get(path)
+        if node is None:
+            raise ApiError(Err.NONODE)
+        if not A.check(node.acl, auth, perm):
+            raise ApiError(Err.NOAUTH)
+        return node
+
+    @staticmethod
+    def _check_version(expected, actual):
+        if expected != -1 and expected != actual:
+            raise ApiError(Err.BADVERSION)
+
     def _set_data(self, req, auth):
         path = req.path
         if not is_valid(path):
             raise ApiError(Err.BADARGUMENTS)
-        node = self.tree.get(path)
-        if node is None:
-            raise ApiError(Err.NONODE)
-        if not A.check(node.acl, auth, A.PERM_WRITE):
-            raise ApiError(Err.NOAUTH)
-        if req.version != -1 and req.version != node.version:
-            raise ApiError(Err.BADVERSION)
+        node = self._existing(path, auth, A.PERM_WRITE)
+        self._check_version(req.version, node.version)
         return T.T_SET_DATA, (path, req.data, int32(node.version + 1))
 
     def _set_acl(self, req, auth):
@@ -162,26 +171,16 @@ class Preparer:
         if not is_valid(path):
             raise ApiError(Err.BADARGUMENTS)
         acl = A.fixup(req.acl, auth)
-        node = self.tree.get(path)
-        if node is None:
-            raise ApiError(Err.NONODE)
-        if not A.check(node.acl, auth, A.PERM_ADMIN):
-            raise ApiError(Err.NOAUTH)
-        if req.version != -1 and req.version != node.aversion:
-            raise ApiError(Err.BADVERSION)
+        node = self._existing(path, auth, A.PERM_ADMIN)
+        self._check_version(req.version, node.aversion)  # setACL's version is the ACL version
         return T.T_SET_ACL, (path, acl, int32(node.aversion + 1))
 
     def _check(self, req, auth):
         path = req.path
         if not is_valid(path):
             raise ApiError(Err.BADARGUMENTS)
-        node = self.tree.get(path)
-        if node is None:
-            raise ApiError(Err.NONODE)
-        if not A.check(node.acl, auth, A.PERM_READ):
-            raise ApiError(Err.NOAUTH)
-        if req.version != -1 and req.version != node.version:
-            raise ApiError(Err.BADVERSION)
+        node = self._existing(path, auth, A.PERM_READ)
+        self._check_version(req.version, node.version)
         return T.T_CHECK, (path, req.version)
 
     # ---- session txns ----

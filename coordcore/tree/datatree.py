@@ -191,12 +191,8 @@ class DataTree:
         parent.cseq = cseq
         if zxid > parent.pzxid:
             parent.pzxid = zxid
-        if kind == T.K_EPHEMERAL:
-            self.ephemerals.setdefault(owner, set()).add(path)
-        elif kind == T.K_CONTAINER:
-            self.containers.add(path)
-        elif kind == T.K_TTL:
-            self.ttls.add(path)
+        if kind != T.K_PERSISTENT:
+            self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
         if self.events is None:
             return None
@@ -221,6 +217,15 @@ class DataTree:
             self.events.append((EV_DELETED, path))
         return None
 
+    def index(self, path, node):
+        """Record an ephemeral, container or TTL node in its index."""
+        if node.kind == T.K_EPHEMERAL:
+            self.ephemerals.setdefault(node.owner, set()).add(path)
+        elif node.kind == T.K_CONTAINER:
+            self.containers.add(path)
+        elif node.kind == T.K_TTL:
+            self.ttls.add(path)
+
     def _unindex(self, path, node):
         if node.kind == T.K_EPHEMERAL:
             s = self.ephemerals.get(node.owner)
@@ -241,12 +246,7 @@ class DataTree:
                 self.nodes[path] = node
                 parent_path, name = split(path)
                 add_child(self.nodes[parent_path], name)
-                if node.kind == T.K_EPHEMERAL:
-                    self.ephemerals.setdefault(node.owner, set()).add(path)
-                elif node.kind == T.K_CONTAINER:
-                    self.containers.add(path)
-                elif node.kind == T.K_TTL:
-                    self.ttls.add(path)
+                self.index(path, node)
                 self.data_size += len(path) + (len(node.data) if node.data else 0)
                 continue
             target.restore_fields(saved)

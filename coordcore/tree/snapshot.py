@@ -126,12 +126,8 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
         if path != "/":
             parent, name = split(path)
             add_child(nodes[parent], name)
-        if n.kind == T.K_EPHEMERAL:
-            tree.ephemerals.setdefault(n.owner, set()).add(path)
-        elif n.kind == T.K_CONTAINER:
-            tree.containers.add(path)
-        elif n.kind == T.K_TTL:
-            tree.ttls.add(path)
+        if n.kind != T.K_PERSISTENT:
+            tree.index(path, n)
         data_size += len(path) + (len(n.data) if n.data else 0)
     tree.data_size = data_size
     sessions = [(r.long(), r.int(), r.buffer() or b"") for _ in range(r.int())]
