@@ -22,6 +22,7 @@ import os
 import struct
 import zlib
 
+from coordcore.storage.names import list_zxid_files, parse_zxid_name, zxid_name
 from coordcore.storage.txnlog import fsync_dir
 
 MAGIC = b"CCSNAPSH"
@@ -39,28 +40,17 @@ class SnapshotInvalid(Exception):
 
 
 def snapshot_name(zxid: int) -> str:
-    return f"{PREFIX}{zxid:x}"
+    return zxid_name(PREFIX, zxid)
 
 
 def parse_snapshot_name(name: str) -> int | None:
     """The zxid encoded in a snapshot file name, or None if it is not one."""
-    if not name.startswith(PREFIX):
-        return None
-    digits = name[len(PREFIX):]
-    if not digits or any(c not in "0123456789abcdef" for c in digits):
-        return None
-    return int(digits, 16)
+    return parse_zxid_name(PREFIX, name)
 
 
 def list_snapshots(snap_dir: str) -> list[tuple[int, str]]:
     """(zxid, path) of every snapshot file in ``snap_dir``, newest first (not validated)."""
-    found = []
-    for name in os.listdir(snap_dir):
-        zxid = parse_snapshot_name(name)
-        if zxid is not None:
-            found.append((zxid, os.path.join(snap_dir, name)))
-    found.sort(reverse=True)
-    return found
+    return list_zxid_files(snap_dir, PREFIX)[::-1]
 
 
 def _crc(zxid: int, data: bytes | memoryview) -> int:

@@ -33,6 +33,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from coordcore.storage.api import CorruptLogError
+from coordcore.storage.names import list_zxid_files, parse_zxid_name, zxid_name
 
 MAGIC = b"CCTXNLOG"
 VERSION = 1
@@ -54,28 +55,17 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def segment_name(first_zxid: int) -> str:
-    return f"{PREFIX}{first_zxid:x}"
+    return zxid_name(PREFIX, first_zxid)
 
 
 def parse_segment_name(name: str) -> int | None:
     """The first zxid encoded in a segment file name, or None if it is not one."""
-    if not name.startswith(PREFIX):
-        return None
-    digits = name[len(PREFIX):]
-    if not digits or any(c not in "0123456789abcdef" for c in digits):
-        return None
-    return int(digits, 16)
+    return parse_zxid_name(PREFIX, name)
 
 
 def list_segments(log_dir: str) -> list[tuple[int, str]]:
     """(first_zxid, path) of every segment in ``log_dir``, oldest first."""
-    found = []
-    for name in os.listdir(log_dir):
-        first = parse_segment_name(name)
-        if first is not None:
-            found.append((first, os.path.join(log_dir, name)))
-    found.sort()
-    return found
+    return list_zxid_files(log_dir, PREFIX)
 
 
 def _record_crc(salt: int, zxid: int, payload: bytes | memoryview) -> int:
