@@ -260,27 +260,25 @@ class Node:
     def _set_watches(self, req, conn):
         rel = req.relative_zxid
         nodes = self.committed.nodes
-        for path in req.data:
-            n = nodes.get(path)
-            if n is None:
-                conn.notify(2, path)
-            elif n.mzxid > rel:
-                conn.notify(3, path)
-            else:
-                self.watches.add(DATA, path, conn)
+        def resume(paths, kind, changed_event, changed):
+            # a watch whose node changed after the client's last seen zxid fires now; else it is set
+            for path in paths:
+                n = nodes.get(path)
+                if n is None:
+                    conn.notify(2, path)
+                elif changed(n):
+                    conn.notify(changed_event, path)
+                else:
+                    self.watches.add(kind, path, conn)
+
+        # ZooKeeper's order: data, exist, child
+        resume(req.data, DATA, 3, lambda n: n.mzxid > rel)
         for path in req.exist:
             if path in nodes:
                 conn.notify(1, path)
             else:
                 self.watches.add(DATA, path, conn)
-        for path in req.child:
-            n = nodes.get(path)
-            if n is None:
-                conn.notify(2, path)
-            elif n.pzxid > rel:
-                conn.notify(4, path)
-            else:
-                self.watches.add(CHILD, path, conn)
+        resume(req.child, CHILD, 4, lambda n: n.pzxid > rel)
         for path in req.persistent:
             self.watches.add(PERSISTENT, path, conn)
         for path in req.recursive:
