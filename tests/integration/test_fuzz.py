@@ -114,13 +114,18 @@ def one_connection(address, payload: bytes, handshake: bool) -> str:
         return "reset"
 
 
-def test_fuzz_frames_then_server_still_serves(zk_server, zk_root):
+def test_fuzz_frames_then_server_still_serves(zk_server_factory):
+    # a server of its own: random frames may create nodes or set the trace mask (stmk), which must
+    # not leak into other tests
+    zk_server = zk_server_factory({}, embedded=True)
+    zk_root = "/fuzz-root"
     rng = random.Random(SEED)
     print(f"fuzz seed {SEED} (COORDCORE_FUZZ_SEED={SEED} replays)")
     writer = KazooClient(hosts=zk_server.connect_string)
     writer.start(10)
     try:
         writer.ensure_path("/fuzz")
+        writer.ensure_path(zk_root)
         writer.create(zk_root + "/acked", b"before-fuzz")
         address = rawzk.parse_hostport(zk_server.connect_string)
         outcomes: dict[str, int] = {}
