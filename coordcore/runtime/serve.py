@@ -508,9 +508,9 @@ def run(config: ServerConfig) -> int:
     gc.disable()  # loading a large snapshot allocates millions of objects that all survive
     try:
         loop.run_until_complete(server.start())
-    except (CorruptLogError, StorageError, OSError) as e:
-        # a corrupt log, a locked or unwritable data dir, a port in use: say so and stop; never serve
-        # from state that may have lost acknowledged writes
+    except (CorruptLogError, StorageError, OSError, ValueError) as e:
+        # a corrupt log, an unreadable snapshot, a locked or unwritable data dir, a port in use: say so
+        # and stop; never serve from state that may have lost acknowledged writes
         log.error("server.start_failed", error=str(e), kind=type(e).__name__)
         print("coordcore: error: %s" % e, file=sys.stderr)
         loop.close()
