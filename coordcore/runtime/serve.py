@@ -2,7 +2,8 @@
 
 Write path (one pipeline; standalone is a quorum of one):
   request -> Node.prep_request (decided, applied to the future tree) -> storage.append
-          -> one fsync for the whole batch (worker thread; the loop keeps serving)
+          -> one fsync for the whole batch (group commit: on the loop thread while the disk is fast,
+             on the storage thread when it is slow, so reads keep being served)
           -> Node.commit (committed tree, watches fire) -> replies in per-connection order.
 Nothing is acknowledged before its txn is fsynced.
 """

@@ -17,7 +17,7 @@ READ_ACL = ((PERM_READ, "world", "anyone"),)
 SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
 
 # watch trigger kinds appended to DataTree.events: (kind, path)
-EV_CREATED, EV_DELETED, EV_CHANGED, EV_CHILD = 1, 2, 3, 4
+EV_CREATED, EV_DELETED, EV_CHANGED = 1, 2, 3
 
 
 class ZNode:

@@ -7,7 +7,7 @@ up on one connection: ZOOKEEPER-4466).
 """
 from __future__ import annotations
 
-from coordcore.tree.datatree import EV_CHANGED, EV_CHILD, EV_CREATED, EV_DELETED
+from coordcore.tree.datatree import EV_CHANGED, EV_CREATED, EV_DELETED
 from coordcore.tree.paths import split
 
 DATA, CHILD, PERSISTENT, RECURSIVE = 0, 1, 2, 3
