@@ -155,12 +155,19 @@ class Node:
             return Err.NONODE, NO_BODY
         return 0, node.stat_bytes()
 
-    def _get_data(self, req, conn):
-        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
+    def _readable(self, path, conn, perm=A.PERM_READ):
+        """(0, node) for a read allowed on an existing node, else (error code, None)."""
+        node = self.committed.nodes.get(path or "/")  # ZooKeeper maps "" to the root
         if node is None:
-            return Err.NONODE, NO_BODY
-        if not A.check(node.acl, conn.auth, A.PERM_READ):
-            return Err.NOAUTH, NO_BODY
+            return Err.NONODE, None
+        if not A.check(node.acl, conn.auth, perm):
+            return Err.NOAUTH, None
+        return 0, node
+
+    def _get_data(self, req, conn):
+        err, node = self._readable(req.path, conn)
+        if err:
+            return err, NO_BODY
         if req.watch:
             self.watches.add(DATA, req.path, conn)
         data = node.data
@@ -169,11 +176,9 @@ class Node:
         return 0, I32.pack(len(data)) + data + node.stat_bytes()
 
     def _children(self, req, conn, with_stat):
-        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
-        if node is None:
-            return Err.NONODE, NO_BODY
-        if not A.check(node.acl, conn.auth, A.PERM_READ):
-            return Err.NOAUTH, NO_BODY
+        err, node = self._readable(req.path, conn)
+        if err:
+            return err, NO_BODY
         if req.watch:
             self.watches.add(CHILD, req.path, conn)
         w = Writer().strings(list(node.children))
@@ -188,11 +193,9 @@ class Node:
         return self._children(req, conn, True)
 
     def _get_acl(self, req, conn):
-        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
-        if node is None:
-            return Err.NONODE, NO_BODY
-        if not A.check(node.acl, conn.auth, A.PERM_READ | A.PERM_ADMIN):
-            return Err.NOAUTH, NO_BODY
+        err, node = self._readable(req.path, conn, A.PERM_READ | A.PERM_ADMIN)
+        if err:
+            return err, NO_BODY
         acl = node.acl
         if not A.check(node.acl, conn.auth, A.PERM_ADMIN):
             acl = A.mask_digests(acl)
@@ -202,12 +205,10 @@ class Node:
         return 0, Writer().ustring(req.path).getvalue()
 
     def _all_children_number(self, req, conn):
-        node = self.committed.nodes.get(req.path or "/")  # ZooKeeper maps "" to the root
-        if node is None:
-            return Err.NONODE, NO_BODY
-        if not A.check(node.acl, conn.auth, A.PERM_READ):
-            return Err.NOAUTH, NO_BODY
-        return 0, I32.pack(self.committed.count_descendants(req.path))
+        err, node = self._readable(req.path, conn)
+        if err:
+            return err, NO_BODY
+        return 0, I32.pack(self.committed.count_descendants(req.path or "/"))
 
     def _ephemerals(self, req, conn):
         prefix = req.path or "/"
