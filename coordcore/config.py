@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os as _os
 import re as _re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 DEFAULT_4LW = frozenset("ruok srvr stat mntr conf cons wchs dump envi isro".split())
 

@@ -20,11 +20,10 @@ from coordcore.node.sessions import SessionTracker
 from coordcore.storage.api import DurableState
 from coordcore.tree import snapshot as S
 from coordcore.tree import txn as T
-from coordcore.tree.datatree import DataTree, EV_DELETED
+from coordcore.tree.datatree import DataTree
 from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE, WatchManager
-from coordcore.tree.paths import split
 from coordcore.wire import proto as P
-from coordcore.wire.jute import I32, STAT, Writer
+from coordcore.wire.jute import I32, Writer
 
 NO_BODY = b""
 MULTI_DONE = b"\xff\xff\xff\xff\x01\xff\xff\xff\xff"  # MultiHeader{-1, true, -1}

@@ -27,6 +27,7 @@ from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
 from coordcore.storage.disk import DiskStorage, StorageError
 from coordcore.tree import txn as T
+from coordcore.tree.watches import DATA
 from coordcore.wire import proto as P
 
 log = structlog.get_logger("coordcore")
@@ -379,7 +380,6 @@ class Server:
                 timeout_ms=c.timeout_ms, last_cxid=c.last_cxid, last_zxid=c.last_zxid,
                 last_response_ms=c.last_response_ms, last_latency_ms=c.lat_last, min_latency_ms=c.lat_min,
                 avg_latency_ms=(c.lat_total // c.lat_count) if c.lat_count else 0, max_latency_ms=c.lat_max))
-        from coordcore.tree.watches import DATA, CHILD
         data_watches = {path: [w.session_id for w in ws] for path, ws in node.watches.tables[DATA].items()}
         watch_count = sum(len(s) for t in node.watches.tables for s in t.values())
         sessions = [fourletter.SessionInfo(session_id=s.session_id, timeout_ms=s.timeout_ms,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordcore.errors import ProtocolError
 from coordcore.wire.jute import Reader, Writer
 
 # opcodes (ZooDefs.OpCode)
