@@ -1,9 +1,10 @@
 """Node: one server minus sockets and clock.
 
-It owns the committed DataTree (what reads see), the future tree that prep
-validates against, the watches and the session table.  The runtime drives it:
+It owns the committed DataTree (what reads see), the pending tree that prep
+validates against (committed tree + changes in flight), the watches and the
+session table.  The runtime drives it:
 
-    txn  = node.prep_request(...)      # decided at once, applied to the future tree
+    txn  = node.prep_request(...)      # decided at once, recorded in the pending tree
     data = txn_codec.encode(txn)       # runtime: storage.append(data); group fsync
     node.commit(txn)                   # after fsync: apply, fire watches (before the reply!)
     err, body = node.reply_body(...)   # the reply for the request that made the txn
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from coordcore.errors import Err
 from coordcore.node import acl as A
+from coordcore.node.pending import PendingTree, child_count
 from coordcore.node.prep import Preparer
 from coordcore.node.sessions import SessionTracker
 from coordcore.storage.api import DurableState
@@ -40,6 +42,8 @@ class Node:
                 self.sessions.add(sid, timeout, passwd, now_ms)
         else:
             self.committed = DataTree(keep_events=True)
+        self.pending = PendingTree(self.committed)
+        self.preparer = Preparer(self.pending, extended_types)
         self.watches = WatchManager()
         self.on_session_closed = None  # callback(session_id) set by the runtime
         self.recovered_txns = 0
@@ -47,9 +51,6 @@ class Node:
             self.commit(T.decode(data))
             self.recovered_txns += 1
         self.committed.events.clear()
-        # the future tree starts equal to the committed one
-        future, _ = S.decode(S.encode(self.committed, []), keep_events=False)
-        self.preparer = Preparer(future, extended_types)
         self.last_zxid = self.committed.last_zxid  # last zxid handed out by prep
         self.sessions.refresh_all(now_ms)
 
@@ -62,7 +63,7 @@ class Node:
         zxid = self.next_zxid()
         if op == P.CLOSE_SESSION:
             t, b = self.preparer.close_session(session_id)
-            self.preparer.apply(t, b, zxid, now_ms, session_id)
+            self.preparer.apply(t, b, zxid)
         else:
             t, b = self.preparer.prep(op, req, session_id, auth, zxid, now_ms)
         return T.Txn(zxid, now_ms, session_id, cxid, t, b)
@@ -76,17 +77,18 @@ class Node:
 
     def prep_internal_delete(self, path: str, now_ms: int) -> T.Txn | None:
         """Container/TTL reaper: a delete decided by the server, dropped if it no longer applies."""
-        node = self.preparer.tree.get(path)
-        if node is None or node.children:
+        node = self.pending.get(path)
+        if node is None or child_count(node):
             return None
         zxid = self.next_zxid()
-        self.preparer.apply(T.T_DELETE, (path,), zxid, now_ms, 0)
+        self.preparer.apply(T.T_DELETE, (path,), zxid)
         return T.Txn(zxid, now_ms, 0, 0, T.T_DELETE, (path,))
 
     def commit(self, txn: T.Txn):
         """Apply a durable txn to the committed tree and fire its watches.  Returns the apply result."""
         tree = self.committed
         result = tree.apply(txn)
+        self.pending.committed(txn.zxid)
         if tree.events:
             events = tree.events
             tree.events = []

@@ -1,18 +1,19 @@
 """Prep: turn a write request into a fully decided txn, validating against the tree *as it will be*.
 
-The future tree is a DataTree that every prepared txn is applied to at once,
-ahead of persistence; the committed tree only sees txns after they are
-durable.  So validation here sees the effect of every earlier pending write
-(ZooKeeper's outstanding ChangeRecords), and a multi is validated op by op and
-rolled back with the tree's undo log if any op fails.  Check order follows
-ZooKeeper 3.8's PrepRequestProcessor.
+Every prepared txn is recorded at once in a PendingTree (the committed tree
+plus the changes still in flight, as ZooKeeper's outstanding ChangeRecords);
+the committed tree only sees txns after they are durable.  So validation here
+sees the effect of every earlier pending write, and a multi is validated op by
+op and rolled back with the pending tree's undo log if any op fails.  Check
+order follows ZooKeeper 3.8's PrepRequestProcessor.
 """
 from __future__ import annotations
 
 from coordcore.errors import ApiError, Err
 from coordcore.node import acl as A
 from coordcore.tree import txn as T
-from coordcore.tree.datatree import SPECIAL_PATHS, DataTree
+from coordcore.node.pending import PendingTree, child_count
+from coordcore.tree.datatree import SPECIAL_PATHS
 from coordcore.tree.paths import int32, is_valid
 from coordcore.wire import proto as P
 
@@ -20,13 +21,13 @@ TTL_MAX = 0xFFFFFFFFFF
 
 
 class Preparer:
-    def __init__(self, tree: DataTree, extended_types: bool):
-        self.tree = tree
+    def __init__(self, pending: PendingTree, extended_types: bool):
+        self.pending = pending
         self.extended_types = extended_types
 
     # ---- entry points ----
     def prep(self, op: int, req, session_id: int, auth: A.AuthInfo, zxid: int, time: int) -> tuple[int, tuple]:
-        """Return the decided (txn type, body), already applied to the future tree.
+        """Return the decided (txn type, body), already recorded in the pending tree.
 
         A failed request gives (T_ERROR, (code,)); a failed multi gives a MULTI of
         error results (0 before the failing op, its code, -2 after), as ZooKeeper does.
@@ -38,7 +39,7 @@ class Preparer:
             t, b = self._one(op, req, session_id, auth)
         except ApiError as e:
             return T.T_ERROR, (int(e.code),)
-        self.tree.apply_op(t, b, zxid, time, session_id, None)
+        self.pending.record(t, b, zxid)
         return t, b
 
     def _multi(self, ops, session_id, auth):
@@ -48,17 +49,17 @@ class Preparer:
             try:
                 t, b = self._one(op, req, session_id, auth)
             except ApiError as e:
-                self.tree.undo(undo)
+                self.pending.undo(undo)
                 results = [(T.T_ERROR, (0,))] * i + [(T.T_ERROR, (int(e.code),))]
                 results += [(T.T_ERROR, (int(Err.RUNTIMEINCONSISTENCY),))] * (len(ops) - i - 1)
                 return T.T_MULTI, (results,)
-            self.tree.apply_op(t, b, self.zxid, self.time, session_id, undo)
+            self.pending.record(t, b, self.zxid, undo)
             done.append((t, b))
         return T.T_MULTI, (done,)
 
-    def apply(self, t: int, b: tuple, zxid: int, time: int, session_id: int) -> None:
-        """Apply an internally decided txn (session open/close) to the future tree."""
-        self.tree.apply_op(t, b, zxid, time, session_id, None)
+    def apply(self, t: int, b: tuple, zxid: int) -> None:
+        """Record an internally decided txn (session close, reaper delete) in the pending tree."""
+        self.pending.record(t, b, zxid)
 
     def _one(self, op, req, session_id, auth):
         if op in P.CREATE_OPS:
@@ -101,7 +102,7 @@ class Preparer:
         if slash == -1 or "\x00" in path:
             raise ApiError(Err.BADARGUMENTS)
         acl = A.fixup(req.acl, auth)
-        parent = self.tree.get(path[:slash] or "/")
+        parent = self.pending.get(path[:slash] or "/")
         if parent is None:
             raise ApiError(Err.NONODE)
         if not A.check(parent.acl, auth, A.PERM_CREATE):
@@ -111,7 +112,7 @@ class Preparer:
             path = path + "%010d" % cseq
         if not is_valid(path):
             raise ApiError(Err.BADARGUMENTS)
-        if path in self.tree.nodes:
+        if self.pending.get(path) is not None:
             raise ApiError(Err.NODEEXISTS)
         if parent.kind == T.K_EPHEMERAL:
             raise ApiError(Err.NOCHILDRENFOREPHEMERALS)
@@ -130,23 +131,23 @@ class Preparer:
         slash = path.rfind("/")
         if slash == -1 or "\x00" in path or path in SPECIAL_PATHS:
             raise ApiError(Err.BADARGUMENTS)
-        parent = self.tree.get(path[:slash] or "/")
+        parent = self.pending.get(path[:slash] or "/")
         if parent is None:
             raise ApiError(Err.NONODE)
         if not A.check(parent.acl, auth, A.PERM_DELETE):
             raise ApiError(Err.NOAUTH)
-        node = self.tree.get(path)
+        node = self.pending.get(path)
         if node is None:
             raise ApiError(Err.NONODE)
         if req.version != -1 and req.version != node.version:
             raise ApiError(Err.BADVERSION)
-        if node.children:
+        if child_count(node):
             raise ApiError(Err.NOTEMPTY)
         return T.T_DELETE, (path,)
 
     def _existing(self, path, auth, perm):
         """The node a setData/setACL/check targets, after the path, NONODE and ACL checks."""
-        node = self.tree.get(path)
+        node = self.pending.get(path)
         if node is None:
             raise ApiError(Err.NONODE)
         if not A.check(node.acl, auth, perm):
@@ -185,4 +186,4 @@ class Preparer:
 
     # ---- session txns ----
     def close_session(self, session_id: int) -> tuple[int, tuple]:
-        return T.T_CLOSE_SESSION, (sorted(self.tree.ephemerals.get(session_id, ())),)
+        return T.T_CLOSE_SESSION, (self.pending.ephemerals(session_id),)

@@ -49,14 +49,6 @@ class ZNode:
         return (self.data, self.acl, self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cseq,
                 self.aversion, self.owner, self.pzxid, self.kind, self.ttl)
 
-    def copy_fields(self):
-        return (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
-                self.pzxid)
-
-    def restore_fields(self, f):
-        (self.data, self.acl, self.mzxid, self.mtime, self.version, self.cseq, self.aversion,
-         self.pzxid) = f
-
 
 NO_CHILDREN = frozenset()
 
@@ -133,20 +125,18 @@ class DataTree:
         """Apply a committed txn; returns the result (per-op list for MULTI, else one result)."""
         if txn.zxid > self.last_zxid:
             self.last_zxid = txn.zxid
-        return self.apply_op(txn.type, txn.body, txn.zxid, txn.time, txn.session_id, None)
+        return self.apply_op(txn.type, txn.body, txn.zxid, txn.time, txn.session_id)
 
-    def apply_op(self, t, b, zxid, time, session_id, undo):
-        """Apply one op. `undo` (a list) receives closures that revert it, for multi prep."""
+    def apply_op(self, t, b, zxid, time, session_id):
+        """Apply one op (a MULTI applies its sub-ops in order)."""
         if t == T.T_CREATE:
-            return self._create(b, zxid, time, undo)
+            return self._create(b, zxid, time)
         if t == T.T_DELETE:
-            return self._delete(b[0], zxid, undo)
+            return self._delete(b[0], zxid)
         if t == T.T_SET_DATA:
             node = self.nodes[b[0]]
             if self.preserved is not None and node not in self.preserved:
                 self.preserved[node] = node.snap_fields()
-            if undo is not None:
-                undo.append((node, node.copy_fields(), None))
             old = len(node.data) if node.data else 0
             node.data = b[1]
             self.data_size += (len(b[1]) if b[1] else 0) - old
@@ -161,30 +151,26 @@ class DataTree:
             node = self.nodes[b[0]]
             if self.preserved is not None and node not in self.preserved:
                 self.preserved[node] = node.snap_fields()
-            if undo is not None:
-                undo.append((node, node.copy_fields(), None))
             node.acl = intern_acl(b[1])
             node.aversion = b[2]
             return node.stat_bytes() if self.events is not None else None
         if t == T.T_MULTI:
-            return [(st, self.apply_op(st, sb, zxid, time, session_id, undo)) for st, sb in b[0]]
+            return [(st, self.apply_op(st, sb, zxid, time, session_id)) for st, sb in b[0]]
         if t == T.T_CLOSE_SESSION:
             for path in sorted(b[0]):
                 if path in self.nodes:
-                    self._delete(path, zxid, undo)
+                    self._delete(path, zxid)
             self.ephemerals.pop(session_id, None)
             return None
         return None  # ERROR, CHECK, CREATE_SESSION: no tree change
 
-    def _create(self, b, zxid, time, undo):
+    def _create(self, b, zxid, time):
         path, data, acl, kind, owner, ttl, cseq = b
         i = path.rfind("/")
         name = path[i + 1:]
         parent = self.nodes[path[:i] or "/"]
         if self.preserved is not None and parent not in self.preserved:
             self.preserved[parent] = parent.snap_fields()
-        if undo is not None:
-            undo.append((parent, parent.copy_fields(), path))
         node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)
         self.nodes[path] = node
         add_child(parent, name)
@@ -199,15 +185,12 @@ class DataTree:
         self.events.append((EV_CREATED, path))
         return node.stat_bytes()
 
-    def _delete(self, path, zxid, undo):
+    def _delete(self, path, zxid):
         node = self.nodes.pop(path)
         parent_path, name = split(path)
         parent = self.nodes[parent_path]
         if self.preserved is not None and parent not in self.preserved:
             self.preserved[parent] = parent.snap_fields()
-        if undo is not None:
-            undo.append((parent, parent.copy_fields(), None))
-            undo.append((None, node, path))
         remove_child(parent, name)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -237,24 +220,6 @@ class DataTree:
             self.containers.discard(path)
         elif node.kind == T.K_TTL:
             self.ttls.discard(path)
-
-    def undo(self, undo: list) -> None:
-        """Revert the ops recorded by apply_op (newest first)."""
-        for target, saved, path in reversed(undo):
-            if target is None:  # a deleted node: put it back
-                node = saved
-                self.nodes[path] = node
-                parent_path, name = split(path)
-                add_child(self.nodes[parent_path], name)
-                self.index(path, node)
-                self.data_size += len(path) + (len(node.data) if node.data else 0)
-                continue
-            target.restore_fields(saved)
-            if path is not None:  # a created node under `target`: remove it
-                node = self.nodes.pop(path)
-                remove_child(target, split(path)[1])
-                self._unindex(path, node)
-                self.data_size -= len(path) + (len(node.data) if node.data else 0)
 
     def node_count(self) -> int:
         return len(self.nodes)

@@ -89,9 +89,6 @@ class Harness:
     def children(self, path) -> set:
         return set(self.node.committed.nodes[path].children)
 
-    def future_bytes(self) -> bytes:
-        return S.encode(self.node.preparer.tree, [])
-
     def committed_bytes(self) -> bytes:
         return S.encode(self.node.committed, [])
 
@@ -117,6 +114,12 @@ def parse_multi_reply(body: bytes) -> list[tuple[int, int]]:
             r.pos += 68
         out.append((op, err))
 
+
+
+def pending_state(node) -> dict:
+    """The pending tree's change records (what prep sees beyond the committed tree)."""
+    return {path: (c.alive, tuple(c.acl), c.version, c.aversion, c.cseq, c.kind, c.owner, c.nchildren)
+            for path, c in node.pending.changes.items()}
 
 
 def tree_state(tree) -> dict:

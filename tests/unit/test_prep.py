@@ -10,7 +10,7 @@ from coordcore.node.acl import AuthInfo
 from coordcore.tree import txn as T
 from coordcore.wire import proto as P
 
-from nodeharness import OPEN, FakeConn, Harness, parse_multi_reply, tree_state
+from nodeharness import OPEN, FakeConn, Harness, parse_multi_reply, pending_state
 
 READ_ONLY = [(A.PERM_READ, "world", "anyone")]
 NOTHING = [(A.PERM_READ, "digest", A.digest_id("nobody:pw"))]  # nobody here is "nobody"
@@ -295,12 +295,12 @@ def _create(path, data=b"", flags=0):
 
 def test_failing_multi_changes_neither_tree(h):
     _setup(h)
-    future_before, committed_before = tree_state(h.node.preparer.tree), h.committed_bytes()
+    pending_before, committed_before = pending_state(h.node), h.committed_bytes()
     req = _multi(_create("/m1"), (P.SET_DATA, P.SetData("/p/c", b"z", -1)), (P.DELETE, P.PathVersion("/p/c", -1)),
                  _create("/m1/kid", flags=2), (P.CHECK, P.PathVersion("/p", 99)), _create("/m2"))
     txn = h.prep(P.MULTI, req)
-    # the future tree was rolled back right away, before anything was committed
-    assert tree_state(h.node.preparer.tree) == future_before
+    # the pending tree was rolled back right away, before anything was committed
+    assert pending_state(h.node) == pending_before
     assert [st for st, _ in txn.body[0]] == [T.T_ERROR] * 6
     assert [sb[0] for _, sb in txn.body[0]] == [0, 0, 0, 0, Err.BADVERSION, Err.RUNTIMEINCONSISTENCY]
     err, body = h.node.reply_body(P.MULTI, req, txn, h.commit(txn))
@@ -309,7 +309,7 @@ def test_failing_multi_changes_neither_tree(h):
                                        (-1, Err.RUNTIMEINCONSISTENCY)]
     # only the header's last zxid may differ
     assert h.committed_bytes()[12:] == committed_before[12:]
-    assert tree_state(h.node.preparer.tree) == tree_state(h.node.committed)
+    assert pending_state(h.node) == {}
     # the sequence counter was rolled back too
     assert h.create("/p/s", flags=2) == (0, "/p/s0000000001")
 
@@ -324,15 +324,19 @@ def test_failing_multi_changes_neither_tree(h):
 ])
 def test_multi_failure_after_deletes_and_creates_restores_everything(h, bad_op, code):
     sid = _setup(h)
-    before = tree_state(h.node.preparer.tree)
+    h.create("/pending-elsewhere")  # committed: leaves no change record
+    other = h.prep(P.SET_DATA, P.SetData("/p", b"in flight", -1))  # stays pending across the multi
+    before = pending_state(h.node)
+    assert before
     req = _multi((P.DELETE, P.PathVersion("/e2", -1)), (P.SET_DATA, P.SetData("/p/c", b"z", -1)),
                  (P.DELETE, P.PathVersion("/p/c", -1)), _create("/new"), _create("/new/kid", flags=2),
                  (P.SET_ACL, P.SetACL("/new/kid0000000000", list(READ_ONLY), -1)), bad_op)
     txn = h.prep(P.MULTI, req)
     assert [sb[0] for _, sb in txn.body[0]] == [0, 0, 0, 0, 0, 0, code]
-    assert tree_state(h.node.preparer.tree) == before
+    assert pending_state(h.node) == before
+    h.commit(other)
     h.commit(txn)
-    assert tree_state(h.node.preparer.tree) == tree_state(h.node.committed)
+    assert pending_state(h.node) == {}
     assert h.node.prep_close_session(sid, h.now).body == (["/e", "/e2"],)
 
 
@@ -349,7 +353,7 @@ def test_multi_later_ops_see_earlier_ones(h):
     # all sub-ops share one zxid
     z = txn.zxid
     assert (h.stat("/a").czxid, h.stat("/a/b").czxid, h.stat("/a/b").mzxid, h.stat("/a").pzxid) == (z, z, z, z)
-    assert tree_state(h.node.preparer.tree) == tree_state(h.node.committed)
+    assert pending_state(h.node) == {}
 
 
 def test_multi_delete_child_then_parent(h):
@@ -430,13 +434,14 @@ def test_close_session_lists_pending_ephemerals(h):
     pending = h.prep(P.CREATE, P.Create("/e2", b"", list(OPEN), 1), session_id=sid)
     close = h.node.prep_close_session(sid, h.now)
     assert close.body == (["/e1", "/e2"],)
-    # and after the close is prepped, the future tree no longer has them
-    assert "/e1" not in h.node.preparer.tree.nodes and "/e2" not in h.node.preparer.tree.nodes
+    # and after the close is prepped, the pending tree no longer has them
+    assert h.node.pending.get("/e1") is None and h.node.pending.get("/e2") is None
+    assert h.node.prep_close_session(sid, h.now).body == ([],)
     h.commit(pending)
     h.commit(close)
     assert "/e1" not in h.node.committed.nodes and "/e2" not in h.node.committed.nodes
     assert sid not in h.node.committed.ephemerals
-    assert tree_state(h.node.preparer.tree) == tree_state(h.node.committed)
+    assert pending_state(h.node) == {}
 
 
 def test_pending_delete_of_ephemeral_is_not_listed_by_close(h):
