@@ -67,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self.is_four_letter = False
         self.reading_paused = False
         self.touched = False
+        self._deadline = None  # the handshake deadline timer
         # stats for cons/stat
         self.recved = 0
         self.sent = 0
@@ -93,7 +94,7 @@ class ClientConnection(asyncio.Protocol):
             return
         # a connection that never completes its handshake does not hold a slot forever (ZooKeeper's
         # NIO server drops such "sessionless" connections after 10 s by default)
-        self.server.loop.call_later(SESSIONLESS_TIMEOUT_S, self._handshake_deadline)
+        self._deadline = self.server.loop.call_later(SESSIONLESS_TIMEOUT_S, self._handshake_deadline)
 
     def _handshake_deadline(self):
         if self.state == S_NEW:
@@ -111,6 +112,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.state = S_CLOSED
+        if self._deadline is not None:
+            self._deadline.cancel()  # frees this connection now rather than 10 s later
+            self._deadline = None
         self.server.unregister_connection(self)
 
     def data_received(self, data):
