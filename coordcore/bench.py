@@ -39,7 +39,8 @@ Side-by-side
 ports, fresh data dirs, fsync on, same tickTime), measures each one's time
 from process start to answering ``ruok``, runs the identical load against
 each (interleaved per run so background noise hits both alike), reads each
-server's resident memory (VmRSS) after the load, and prints both figures and
+server's resident memory after the load (VmRSS) and at its peak during the
+run (VmHWM: the creates' nodes are all live at once), and prints both figures and
 their ratio (coordcore / zookeeper).  ZooKeeper runs with the JVM settings of
 its own zkServer.sh (``-Xmx1000m``, default collector; ``--zk-heap``), and
 both servers get an unrecorded ``--prewarm`` so ZooKeeper's JIT is warm.
@@ -710,8 +711,11 @@ def run_one(target: Target, runner: _Runner, op: str, outstanding: int, connecti
 
 # --------------------------------------------------------------------- servers for --side-by-side
 
-def vm_rss_kib(pid: int, include_children: bool = True) -> int:
-    """Resident set size (VmRSS, KiB) of ``pid`` plus, optionally, its descendants."""
+def vm_rss_kib(pid: int, include_children: bool = True, field: str = "VmRSS") -> int:
+    """Resident set size (VmRSS, KiB) of ``pid`` plus, optionally, its descendants.
+
+    ``field="VmHWM"`` gives the peak resident size instead (the high-water mark over the process's life).
+    """
     total = 0
     pids = [pid]
     seen = set()
@@ -723,7 +727,7 @@ def vm_rss_kib(pid: int, include_children: bool = True) -> int:
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
                         break
         except OSError:
@@ -743,6 +747,7 @@ class ServerInfo:
     name: str
     startup_ms: float
     rss_kib: int = 0
+    peak_rss_kib: int = 0
     pid: int = 0
     connect: str = ""
 
@@ -859,6 +864,8 @@ def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInf
                  f"ratio {_ratio(cci.startup_ms, zki.startup_ms)}")
     lines.append(f"resident memory after load: coordcore {cci.rss_kib / 1024:.1f} MiB, "
                  f"zookeeper {zki.rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.rss_kib, zki.rss_kib)}")
+    lines.append(f"peak resident memory (VmHWM): coordcore {cci.peak_rss_kib / 1024:.1f} MiB, "
+                 f"zookeeper {zki.peak_rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.peak_rss_kib, zki.peak_rss_kib)}")
     for who, rs in (("coordcore", cc), ("zookeeper", zk)):
         if rs:
             worst = max(rs, key=lambda r: r.client_cpu_pct)
@@ -974,6 +981,7 @@ def _side_by_side(args, runner: _Runner) -> dict:
                                              args.duration, args.warmup))
         for kind in targets:
             infos[kind].rss_kib = vm_rss_kib(servers[kind].pid)
+            infos[kind].peak_rss_kib = vm_rss_kib(servers[kind].pid, field="VmHWM")
         for kind in targets:
             targets[kind].cleanup()
         print(format_side_by_side(res["coordcore"], res["zookeeper"], infos["coordcore"], infos["zookeeper"]))
