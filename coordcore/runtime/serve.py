@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import structlog
 
@@ -38,6 +39,8 @@ SYNC_INLINE_MAX_S = 0.002
 BATCH_TURNS_MAX = 4
 # nodes a snapshot encodes per loop turn (about 3 ms)
 SNAPSHOT_STEP_NODES = 3000
+# how often the loop checks whether a forked snapshot writer has finished
+SNAPSHOT_CHILD_POLL_S = 0.02
 
 
 def _now_ms() -> int:
@@ -76,6 +79,9 @@ class Server:
         self.io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="coordcore-io")
         self.txns_since_snapshot = 0
         self.snapshotting = False
+        # Snapshot in a forked child (set by run() on Linux): see _snapshot_forked.
+        self.fork_snapshots = False
+        self.snapshot_child: int | None = None
         self.packets_received = 0
         self.packets_sent = 0
         self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
@@ -117,6 +123,7 @@ class Server:
             c.close()
         while self.committing or self.batch or self.commit_scheduled:
             await asyncio.sleep(0.005)
+        self._abandon_snapshot_child()
         if self.storage is not None:
             await self.loop.run_in_executor(self.io, self.storage.close)
         self.io.shutdown(wait=True)
@@ -295,12 +302,80 @@ class Server:
     def _snapshot(self) -> None:
         """Snapshot the committed tree at its current zxid without pausing the server.
 
-        The encoder takes SNAPSHOT_STEP_NODES nodes per loop turn while requests keep being served;
-        the tree preserves what each node looked like at the start until the encoder is done.
+        With fork_snapshots a forked child encodes and writes the tree it inherited (copy-on-write:
+        exact at the fork's zxid, and on the other core).  Otherwise the encoder takes
+        SNAPSHOT_STEP_NODES nodes per loop turn while requests keep being served, and the tree
+        preserves what each node looked like at the start until the encoder is done.
         """
         self.txns_since_snapshot = 0
         self.snapshotting = True
+        if self.fork_snapshots and self._snapshot_forked():
+            return
         self._snapshot_step(self.node.snapshot_encoder(), time.perf_counter())
+
+    def _snapshot_forked(self) -> bool:
+        """Start a child that writes the snapshot; False if fork failed (then snapshot in steps)."""
+        zxid, nodes = self.node.committed.last_zxid, self.node.committed.node_count()
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about forking a process with threads; the child below only
+                # encodes and writes a file, touching no lock another thread could hold.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError as e:
+            log.warning("snapshot.fork_failed", error=str(e))
+            return False
+        if pid == 0:  # the child: only encode, write, exit -- no loop, no logging, no locks
+            code = 1
+            try:
+                _quiet_signals_in_child()
+                self.storage.forget_locks_in_child()
+                self.storage.write_snapshot_file(zxid, self.node.snapshot_bytes())
+                code = 0
+            finally:
+                os._exit(code)
+        self.snapshot_child = pid
+        log.info("snapshot.forked", zxid="0x%x" % zxid, nodes=nodes, child=pid,
+                 fork_ms=round((time.perf_counter() - t0) * 1000, 2))
+        self.loop.call_later(SNAPSHOT_CHILD_POLL_S, self._poll_snapshot_child, pid, zxid, t0)
+        return True
+
+    def _poll_snapshot_child(self, pid: int, zxid: int, t0: float) -> None:
+        if self.snapshot_child != pid:
+            return  # abandoned at stop
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = pid, -1
+        if done == 0:
+            self.loop.call_later(SNAPSHOT_CHILD_POLL_S, self._poll_snapshot_child, pid, zxid, t0)
+            return
+        self.snapshot_child = None
+        self.snapshotting = False
+        ms = round((time.perf_counter() - t0) * 1000, 1)
+        code = os.waitstatus_to_exitcode(status) if status != -1 else -1
+        if code != 0:
+            log.error("snapshot.failed", zxid="0x%x" % zxid, child_exit=code)
+            return
+        try:
+            self.storage.snapshot_written(zxid)
+        except Exception as e:  # a failed purge leaves extra files, never lost data
+            log.error("snapshot.failed", zxid="0x%x" % zxid, error=repr(e))
+            return
+        log.info("snapshot.saved", zxid="0x%x" % zxid, forked=True, total_ms=ms)
+
+    def _abandon_snapshot_child(self) -> None:
+        """At stop: kill an unfinished snapshot writer (its .tmp file is removed on the next start)."""
+        pid, self.snapshot_child = self.snapshot_child, None
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self.snapshotting = False
 
     def _snapshot_step(self, enc, t0: float) -> None:
         # A method rescheduling itself, not a closure: a self-referencing closure is a cycle that kept
@@ -471,6 +546,16 @@ class ServerThread:
         self.thread.join(timeout)
 
 
+def _quiet_signals_in_child() -> None:
+    """A forked snapshot writer dies on SIGINT/SIGTERM and never wakes the parent's event loop."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)  # the fd is shared with the parent's loop
+    except ValueError:
+        pass  # not the main thread: no wakeup fd was ours to clear
+
+
 def _fixed_mmap_threshold() -> None:
     """Give large buffers (snapshots, big batches) back to the OS when they are freed.
 
@@ -515,6 +600,7 @@ def run(config: ServerConfig) -> int:
         loop.close()
         return 1
     _fixed_mmap_threshold()
+    server.fork_snapshots = sys.platform == "linux" and hasattr(os, "fork")
     # The tree is millions of small long-lived objects without cycles: keep the cyclic collector
     # from rescanning them on every few thousand allocations (its pauses showed up as p99 spikes).
     gc.freeze()

@@ -172,14 +172,40 @@ class DiskStorage:
         if self._last_zxid is None:
             raise StorageError("load() must be called before save_snapshot()")
         with self._snap_lock:
-            path = snapfiles.write_snapshot(self.snap_dir, zxid, bytes(data), fsync=self._fsync)
-            log.info("storage.snapshot_saved", path=path, zxid=hex(zxid), size=len(data))
+            self.write_snapshot_file(zxid, data)
+        self.snapshot_written(zxid)
+
+    def write_snapshot_file(self, zxid: int, data: bytes) -> str:
+        """Only write ``snapshot.<zxid>`` durably (no locks, no logging: safe in a forked child).
+
+        The caller then calls :meth:`snapshot_written` in the process that owns this storage.
+        """
+        return snapfiles.write_snapshot(self.snap_dir, zxid, bytes(data), fsync=self._fsync)
+
+    def snapshot_written(self, zxid: int) -> None:
+        """A snapshot file at ``zxid`` is durable: retain 3 snapshots and purge covered segments."""
+        self._check_usable()
+        log.info("storage.snapshot_saved", path=os.path.join(self.snap_dir, snapfiles.snapshot_name(zxid)),
+                 zxid=hex(zxid))
         with self._pending_lock:
             # Later appends must sort after the snapshot or load() would skip them.
             self._last_zxid = max(self._last_zxid or 0, zxid)
         with self._io_lock:
             self._roll = True
             self._purge()
+
+    def forget_locks_in_child(self) -> None:
+        """In a forked child: close its copies of the directory-lock fds.
+
+        The parent keeps its locks; a child outliving a killed parent must not keep the
+        directory locked against the restarted server.
+        """
+        for fd in self._lock_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._lock_fds = []
 
     def close(self) -> None:
         """Write (and fsync) pending txns, close files, release the directory locks."""

@@ -335,7 +335,10 @@ class _ProcessServer(ServerHandle):
                 except subprocess.TimeoutExpired:
                     log.warning("testing.server.stop_timeout", backend=self.backend, pid=proc.pid)
             if proc.poll() is None:
-                proc.kill()
+                try:  # the whole session: a server's helper children (a snapshot writer) die with it
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    proc.kill()
                 proc.wait(30)
         self.proc = None
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -87,6 +89,42 @@ def test_snapshots_and_log_together_recover_everything():
         try:
             assert sorted(c.get_children("/")) == sorted(["zookeeper"] + ["n%d" % i for i in range(75)])
             assert c.get("/n74")[0] == b"v74"
+        finally:
+            c.stop()
+            c.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_snapshots_come_from_a_forked_writer_and_serve_the_restart():
+    """The server process snapshots in a forked child (copy-on-write, exact at the fork's zxid)."""
+    with CoordcoreProcess(config={"snapCount": 50}) as server:
+        server.start()
+        pgid = server.pid
+        _write(server, 400)
+        deadline = time.monotonic() + 20
+        while "snapshot.saved" not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = server.log_path.read_text()
+        assert "snapshot.forked" in text and "snapshot.saved" in text
+        assert "snapshot.failed" not in text
+        server.stop()
+        # a graceful stop leaves no snapshot writer behind
+        assert not _group_alive(pgid)
+        server.restart()
+        last_start = server.log_path.read_text().rsplit("==== start", 1)[1]
+        started = [line for line in last_start.splitlines() if "server.started" in line][0]
+        assert int(re.search(r"snapshot_zxid=(0x[0-9a-f]+)", started).group(1), 16) > 0  # began from a snapshot
+        c = _client(server)
+        try:
+            assert len(c.get_children("/")) == 401
+            assert c.get("/n399")[0] == b"v399"
         finally:
             c.stop()
             c.close()
