@@ -182,7 +182,9 @@ class Node:
             return err, NO_BODY
         if req.watch:
             self.watches.add(CHILD, req.path, conn)
-        w = Writer().strings(list(node.children))
+        path = req.path or "/"
+        cut = 1 if path == "/" else len(path) + 1  # children are stored as full paths
+        w = Writer().strings([c[cut:] for c in node.children])
         if with_stat:
             w.raw(node.stat_bytes())
         return 0, w.getvalue()

@@ -7,7 +7,7 @@ tree keeps them) in ZooKeeper's order.  No I/O, no clock, no watches here.
 from __future__ import annotations
 
 from coordcore.tree import txn as T
-from coordcore.tree.paths import int32, split
+from coordcore.tree.paths import int32
 from coordcore.wire.jute import STAT
 
 PERM_READ, PERM_WRITE, PERM_CREATE, PERM_DELETE, PERM_ADMIN, PERM_ALL = 1, 2, 4, 8, 16, 31
@@ -31,7 +31,9 @@ class ZNode:
         self.ctime = self.mtime = time
         self.version = self.cseq = self.aversion = 0
         self.owner = owner
-        self.children = NO_CHILDREN  # a leaf shares one empty frozenset; a set is made on the first child
+        # The children's full paths -- the very str objects that key DataTree.nodes, so a child costs
+        # its set slot only.  A leaf shares one empty frozenset; a set is made on the first child.
+        self.children = NO_CHILDREN
         self.kind = kind
         self.ttl = ttl
 
@@ -53,17 +55,17 @@ class ZNode:
 NO_CHILDREN = frozenset()
 
 
-def add_child(node: ZNode, name: str) -> None:
+def add_child(node: ZNode, path: str) -> None:
     if node.children is NO_CHILDREN:
-        node.children = {name}
+        node.children = {path}
     else:
-        node.children.add(name)
+        node.children.add(path)
 
 
-def remove_child(node: ZNode, name: str) -> None:
+def remove_child(node: ZNode, path: str) -> None:
     children = node.children
     if children:
-        children.discard(name)
+        children.discard(path)
         if not children:
             node.children = NO_CHILDREN
 
@@ -88,10 +90,11 @@ class DataTree:
         quota = ZNode(b"", OPEN_ACL, 0, 0)
         config = ZNode(b"", READ_ACL, 0, 0)
         config.aversion = -1
-        root.children = {"zookeeper"}
-        zk.children = {"quota", "config"}
         self.nodes: dict[str, ZNode] = {"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
                                         "/zookeeper/config": config}
+        add_child(root, "/zookeeper")
+        add_child(zk, "/zookeeper/quota")
+        add_child(zk, "/zookeeper/config")
         self.ephemerals: dict[int, set] = {}
         self.containers: set = set()
         self.ttls: set = set()
@@ -111,13 +114,11 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             return 0
-        total, stack = 0, [path]
+        total, stack, nodes = 0, [node], self.nodes
         while stack:
-            p = stack.pop()
-            n = self.nodes[p]
-            for c in n.children:
-                total += 1
-                stack.append(p + c if p == "/" else p + "/" + c)
+            children = stack.pop().children
+            total += len(children)
+            stack.extend(nodes[c] for c in children)
         return total
 
     # ----- apply -----
@@ -166,14 +167,12 @@ class DataTree:
 
     def _create(self, b, zxid, time):
         path, data, acl, kind, owner, ttl, cseq = b
-        i = path.rfind("/")
-        name = path[i + 1:]
-        parent = self.nodes[path[:i] or "/"]
+        parent = self.nodes[path[:path.rfind("/")] or "/"]
         if self.preserved is not None and parent not in self.preserved:
             self.preserved[parent] = parent.snap_fields()
         node = ZNode(data, intern_acl(acl), zxid, time, owner, kind, ttl)
         self.nodes[path] = node
-        add_child(parent, name)
+        add_child(parent, path)
         parent.cseq = cseq
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -187,11 +186,10 @@ class DataTree:
 
     def _delete(self, path, zxid):
         node = self.nodes.pop(path)
-        parent_path, name = split(path)
-        parent = self.nodes[parent_path]
+        parent = self.nodes[path[:path.rfind("/")] or "/"]
         if self.preserved is not None and parent not in self.preserved:
             self.preserved[parent] = parent.snap_fields()
-        remove_child(parent, name)
+        remove_child(parent, path)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         self._unindex(path, node)

@@ -12,7 +12,6 @@ import struct
 
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import NO_CHILDREN, DataTree, ZNode, add_child, intern_acl
-from coordcore.tree.paths import split
 from coordcore.wire.jute import I32, Reader, Writer
 
 FORMAT_VERSION = 2
@@ -124,8 +123,7 @@ def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[
     data_size = 0
     for path, n in nodes.items():
         if path != "/":
-            parent, name = split(path)
-            add_child(nodes[parent], name)
+            add_child(nodes[path[:path.rfind("/")] or "/"], path)
         if n.kind != T.K_PERSISTENT:
             tree.index(path, n)
         data_size += len(path) + (len(n.data) if n.data else 0)

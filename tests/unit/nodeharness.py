@@ -87,7 +87,7 @@ class Harness:
         return Stat(*tree.nodes[path].stat_tuple())
 
     def children(self, path) -> set:
-        return set(self.node.committed.nodes[path].children)
+        return {c.rsplit("/", 1)[1] for c in self.node.committed.nodes[path].children}
 
     def committed_bytes(self) -> bytes:
         return S.encode(self.node.committed, [])
