@@ -65,14 +65,23 @@ class PendingTree:
 
     # ----- recording prepared txns -----
     def _touch(self, path: str, zxid: int, undo):
-        """A fresh Change for `path` (copied from its current state) that replaces the old one."""
+        """The Change for `path` that this txn may modify.
+
+        Outside a multi an existing record is updated in place (nothing will need it back); a multi
+        gets a fresh copy and remembers the old record for undo().
+        """
         old = self.changes.get(path)
-        if undo is not None:
-            undo.append((path, old))
         if old is not None:
+            if undo is None:
+                old.zxid = zxid
+                self._touched.append((zxid, path))
+                return old
+            undo.append((path, old))
             c = Change(zxid, old.alive, old.acl, old.version, old.aversion, old.cseq, old.kind, old.owner,
                        old.nchildren)
         else:
+            if undo is not None:
+                undo.append((path, None))
             n: ZNode = self.tree.nodes[path]
             c = Change(zxid, True, n.acl, n.version, n.aversion, n.cseq, n.kind, n.owner, len(n.children))
         self.changes[path] = c

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from coordcore.tree import txn as T
 from coordcore.tree.paths import int32
+from coordcore.wire.jute import OPEN_ACL as JUTE_OPEN_ACL
 from coordcore.wire.jute import STAT
 
 PERM_READ, PERM_WRITE, PERM_CREATE, PERM_DELETE, PERM_ADMIN, PERM_ALL = 1, 2, 4, 8, 16, 31
-OPEN_ACL = ((PERM_ALL, "world", "anyone"),)
+OPEN_ACL = JUTE_OPEN_ACL  # ((PERM_ALL, "world", "anyone"),), the object requests decode to
 READ_ACL = ((PERM_READ, "world", "anyone"),)
 
 SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
@@ -44,7 +45,14 @@ class ZNode:
                 len(self.data) if self.data is not None else 0, n, self.pzxid)
 
     def stat_bytes(self) -> bytes:
-        return STAT.pack(*self.stat_tuple())
+        # stat_tuple() inlined: this runs for every read reply and every write reply
+        n = len(self.children)
+        cversion = 2 * self.cseq - n
+        if not -0x80000000 <= cversion <= 0x7FFFFFFF:
+            cversion = int32(cversion)
+        data = self.data
+        return STAT.pack(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, cversion, self.aversion,
+                         self.owner, len(data) if data is not None else 0, n, self.pzxid)
 
     def snap_fields(self):
         """Everything a snapshot records of this node (children are implied by the paths)."""
@@ -70,11 +78,13 @@ def remove_child(node: ZNode, path: str) -> None:
             node.children = NO_CHILDREN
 
 
-_acl_cache: dict = {}
+_acl_cache: dict = {OPEN_ACL: OPEN_ACL}
 
 
 def intern_acl(acl) -> tuple:
     """ACL lists are shared between nodes (ZooKeeper's ACL cache does the same)."""
+    if acl is OPEN_ACL:
+        return acl
     key = tuple(acl) if type(acl) is not tuple else acl
     try:
         return _acl_cache[key]

@@ -18,6 +18,8 @@ FRAMED_REPLY_HEADER = struct.Struct(">iiqi")  # length + ReplyHeader
 
 # world:anyone ALL, the ACL of nearly every node: recognised and written as one byte string
 OPEN_ACL_ENTRY = (31, "world", "anyone")
+# the open ACL as one shared tuple: decoded creates, prep and the tree all pass this object along
+OPEN_ACL = (OPEN_ACL_ENTRY,)
 OPEN_ACL_BYTES = b"\x00\x00\x00\x01" + I32.pack(31) + I32.pack(5) + b"world" + I32.pack(6) + b"anyone"
 _OPEN_ACL_LEN = len(OPEN_ACL_BYTES)
 
@@ -89,15 +91,15 @@ class Reader:
     def strings(self) -> list[str]:
         return [self.ustring() or "" for _ in range(self.vector_count())]
 
-    def acls(self) -> list[tuple[int, str, str]]:
+    def acls(self) -> tuple[tuple[int, str, str], ...]:
         if self.buf[self.pos:self.pos + _OPEN_ACL_LEN] == OPEN_ACL_BYTES:  # nearly every create
             self.pos += _OPEN_ACL_LEN
-            return [OPEN_ACL_ENTRY]
+            return OPEN_ACL
         out = []
         for _ in range(self.vector_count()):
             perms = self.int()
             out.append((perms, self.ustring() or "", self.ustring() or ""))
-        return out
+        return tuple(out)
 
     def at_end(self) -> bool:
         return self.pos >= self.end
@@ -141,7 +143,7 @@ class Writer:
         return self
 
     def acls(self, acl) -> "Writer":
-        if len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY:
+        if acl is OPEN_ACL or (len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY):
             self.buf += OPEN_ACL_BYTES
             return self
         self.buf += I32.pack(len(acl))
