@@ -44,6 +44,9 @@ run (VmHWM: the creates' nodes are all live at once), and prints both figures an
 their ratio (coordcore / zookeeper).  ZooKeeper runs with the JVM settings of
 its own zkServer.sh (``-Xmx1000m``, default collector; ``--zk-heap``), and
 both servers get an unrecorded ``--prewarm`` so ZooKeeper's JIT is warm.
+This 2-core machine's background noise moves single 5 s figures by 10-20%
+for either server; ``--rounds R`` repeats every op/level R times
+(interleaved) and prints the run with the median ops/s.
 
 Notes
 -----
@@ -848,8 +851,12 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
-def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInfo, zki: ServerInfo) -> str:
-    lines = ["side-by-side: coordcore vs Apache ZooKeeper (ratio = coordcore / zookeeper)",
+def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInfo, zki: ServerInfo,
+                        rounds: int = 1) -> str:
+    title = "side-by-side: coordcore vs Apache ZooKeeper (ratio = coordcore / zookeeper)"
+    if rounds > 1:
+        title += f"; each row the median of {rounds} interleaved rounds"
+    lines = [title,
              f"{'op':<7} {'outst':>5} | {'cc ops/s':>9} {'zk ops/s':>9} {'ratio':>7} | "
              f"{'cc p50':>7} {'zk p50':>7} | {'cc p99':>7} {'zk p99':>7} | {'cc max':>7} {'zk max':>7} | "
              f"{'cc err':>6} {'zk err':>6}"]
@@ -922,6 +929,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--procs", type=int, default=1,
                    help="client worker processes (default 1; 0 = run in this process)")
     p.add_argument("--nodes", type=int, default=64, help="pre-created nodes for set/get/exists (default 64)")
+    p.add_argument("--rounds", type=int, default=1, metavar="R",
+                   help="--side-by-side: measure each op/level R times (interleaved) and print the run with "
+                        "the median ops/s (default 1)")
     p.add_argument("--tick-ms", type=int, default=2000, help="tickTime for --side-by-side servers (default 2000)")
     p.add_argument("--zk-heap", default="1000m",
                    help="JVM -Xmx for --side-by-side ZooKeeper (default 1000m, as zkServer.sh)")
@@ -931,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(p: argparse.ArgumentParser, a) -> None:
+    if a.rounds < 1:
+        p.error("--rounds must be >= 1")
     if a.connections < 1:
         p.error("--connections must be >= 1")
     if a.duration <= 0 or a.warmup < 0 or a.prewarm < 0:
@@ -959,6 +971,11 @@ def bench_target(target: Target, runner: _Runner, args) -> list[RunResult]:
     return results
 
 
+def median_run(runs: list[RunResult]) -> RunResult:
+    """The run with the median ops/s (its latencies stay those of one real run)."""
+    return sorted(runs, key=lambda r: r.ops_per_s)[len(runs) // 2]
+
+
 def _side_by_side(args, runner: _Runner) -> dict:
     servers, infos, targets = {}, {}, {}
     try:
@@ -976,15 +993,20 @@ def _side_by_side(args, runner: _Runner) -> dict:
         res = {"coordcore": [], "zookeeper": []}
         for op in args.ops:
             for level in args.outstanding:
-                for kind in ("coordcore", "zookeeper"):   # interleaved: noise hits both alike
-                    res[kind].append(run_one(targets[kind], runner, op, level, args.connections,
-                                             args.duration, args.warmup))
+                rounds: dict = {"coordcore": [], "zookeeper": []}
+                for _ in range(args.rounds):
+                    for kind in ("coordcore", "zookeeper"):   # interleaved: noise hits both alike
+                        rounds[kind].append(run_one(targets[kind], runner, op, level, args.connections,
+                                                    args.duration, args.warmup))
+                for kind in rounds:
+                    res[kind].append(median_run(rounds[kind]))
         for kind in targets:
             infos[kind].rss_kib = vm_rss_kib(servers[kind].pid)
             infos[kind].peak_rss_kib = vm_rss_kib(servers[kind].pid, field="VmHWM")
         for kind in targets:
             targets[kind].cleanup()
-        print(format_side_by_side(res["coordcore"], res["zookeeper"], infos["coordcore"], infos["zookeeper"]))
+        print(format_side_by_side(res["coordcore"], res["zookeeper"], infos["coordcore"], infos["zookeeper"],
+                                  args.rounds))
         return {"servers": {k: asdict(v) for k, v in infos.items()},
                 "results": {k: [asdict(r) for r in v] for k, v in res.items()}}
     finally:

@@ -66,7 +66,7 @@ def test_bad_arguments_give_clear_errors(capsys):
 
 def test_side_by_side_reports_both_servers_startup_memory_and_ratios(tmp_path, capsys):
     out = tmp_path / "sbs.json"
-    rc = bench.main(["--side-by-side", "--ops", "get,create", "--outstanding", "2", "--connections", "1",
+    rc = bench.main(["--side-by-side", "--rounds", "3", "--ops", "get,create", "--outstanding", "2", "--connections", "1",
                      "--duration", "0.3", "--warmup", "0", "--prewarm", "0", "--nodes", "2",
                      "--json", str(out)])
     assert rc == 0
@@ -78,4 +78,5 @@ def test_side_by_side_reports_both_servers_startup_memory_and_ratios(tmp_path, c
         assert [(r["op"], r["outstanding"]) for r in runs] == [("get", 2), ("create", 2)]
         assert all(r["ok"] > 0 and r["errors"] == 0 for r in runs), runs
     printed = capsys.readouterr().out
+    assert "median of 3 interleaved rounds" in printed
     assert "side-by-side" in printed and "start to serving" in printed and "resident memory" in printed and "peak resident memory" in printed
