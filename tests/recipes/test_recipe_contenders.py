@@ -1,5 +1,7 @@
 """Table tests for the pure contender logic (no server)."""
 
+import random
+
 import pytest
 
 from recipes import contenders as c
@@ -118,3 +120,20 @@ def test_decide_multiple_holders():
 )
 def test_find_by_prefix(children, prefix, expected):
     assert c.find_by_prefix(children, prefix) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_ordering_agrees_with_parse_and_order(seed):
+    """ordered_names (the hot path, on tuples) orders exactly as parse() + order() do, wrap included."""
+    rng = random.Random(seed)
+    for _ in range(400):
+        base = rng.choice([0, 2**31 - 5, -2**31, 2**31 - 1, -3, 1234])
+        kids = ["not-a-contender", "x__lock__", "y__lock__12345678901"]
+        for _ in range(rng.randrange(0, 12)):
+            seq = ((base + rng.randrange(0, 20) + 2**31) % 2**32) - 2**31
+            marker = rng.choice(["__lock__", "__rlock__", "_", "x"])
+            kids.append("%032x%s%s" % (rng.getrandbits(128), marker, "%010d" % seq))
+        rng.shuffle(kids)
+        for markers in (("__lock__",), ("__lock__", "__rlock__"), ("_",)):
+            parsed = [c for c in (c.parse(x, markers) for x in kids) if c is not None]
+            assert c.ordered_names(kids, markers) == [c.name for c in c.order(parsed)]
