@@ -94,6 +94,8 @@ class _LockBase:
         self._node_path: Optional[str] = None
         self._stat: Optional[ZnodeStat] = None
         self._guard: Optional[OwnershipGuard] = None
+        # A guard built for our node while we wait, so that taking over costs only its start().
+        self._spare_guard: Optional[OwnershipGuard] = None
         self._acquired_at = 0.0
         self._path_ensured = False
 
@@ -246,10 +248,9 @@ class _LockBase:
 
     def _became_owner(self, me: int, started: float) -> None:
         assert self._node_path is not None and self._stat is not None
-        guard = OwnershipGuard(
-            self.client, self._node_path, self._stat.ephemeralOwner,
-            grace=self.suspended_grace, on_lost=self._handle_lost,
-        )
+        guard, self._spare_guard = self._spare_guard, None
+        if guard is None or guard.node_path != self._node_path or guard.owner_session != self._stat.ephemeralOwner:
+            guard = self._new_guard(self._node_path, self._stat.ephemeralOwner)
         with self._mutex:
             self._guard = guard
             self._owner_thread = me
@@ -260,6 +261,17 @@ class _LockBase:
             self._EVENTS["acquired"], path=self.path, node=self._node_path, token=self._stat.czxid,
             wait_s=round(self._acquired_at - started, 6), identifier=self.identifier,
         )
+
+    def _new_guard(self, node_path: str, owner_session: int) -> OwnershipGuard:
+        return OwnershipGuard(
+            self.client, node_path, owner_session, grace=self.suspended_grace, on_lost=self._handle_lost,
+        )
+
+    def _prepare_guard(self, node_path: str, owner_session: int) -> None:
+        """Build the guard for our node before we block, off the hand-over's critical path."""
+        spare = self._spare_guard
+        if spare is None or spare.node_path != node_path or spare.owner_session != owner_session:
+            self._spare_guard = self._new_guard(node_path, owner_session)
 
     def _close_guard(self) -> None:
         """Stop watching the session for this ownership (a voluntary resignation is not a loss)."""
@@ -453,6 +465,7 @@ class Lock(_LockBase):
                     self._call(lambda: self.client.get_async(pred, watch=self._on_predecessor), deadline)
                 except NoNodeError:
                     continue  # already gone: re-check at once
+                self._prepare_guard(f"{self.path}/{name}", stat.ephemeralOwner)
                 left = self._remaining(deadline)
                 self._wake.wait(left)
                 if d.position == 1 and self._deleted == pred and not self._cancel.is_set():

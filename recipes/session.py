@@ -173,6 +173,9 @@ class OwnershipGuard:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        # Trust starts from the evidence that made us owner, just before this call (the guard may
+        # have been built earlier, while its owner waited).
+        self._confirmed_at = time.monotonic()
         self.client.add_listener(self._listener)
         # The state may have changed between our last request and the listener registration.
         state = self.client.state
