@@ -34,6 +34,10 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 _regex_cache: dict[tuple[str, ...], "re.Pattern[str]"] = {}
+# child name -> position on the 2**32 circle (None: not a contender), per marker set; bounded
+_key_cache: dict[tuple[str, ...], dict[str, Optional[int]]] = {}
+_KEY_CACHE_MAX = 4096
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -117,15 +121,22 @@ def ordered_names(children: Iterable[str], markers: Sequence[str] = (LOCK_MARKER
     The same rules as ``parse`` + ``order``, on plain tuples: this runs on every wake-up of every
     waiter, and building a frozen dataclass per child cost several times the rest.
     """
+    markers = tuple(markers)
+    cache = _key_cache.get(markers)
+    if cache is None or len(cache) > _KEY_CACHE_MAX:
+        cache = _key_cache[markers] = {}
     match = _pattern(markers).match
     keyed = []
     for name in children:
-        m = match(name)
-        if m is None:
-            continue
-        seq = int(m.group("seq"))
-        if _INT32_MIN <= seq <= _INT32_MAX:
-            keyed.append((seq % _MOD, name))
+        key = cache.get(name, _UNSEEN)
+        if key is _UNSEEN:
+            # a waiter re-lists the same names on every wake-up: parse each one once
+            m = match(name)
+            seq = int(m.group("seq")) if m is not None else None
+            key = seq % _MOD if seq is not None and _INT32_MIN <= seq <= _INT32_MAX else None
+            cache[name] = key
+        if key is not None:
+            keyed.append((key, name))
     keyed.sort()
     n = len(keyed)
     if n <= 1:
