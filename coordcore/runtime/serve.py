@@ -340,7 +340,10 @@ class Server:
             code = 1
             try:
                 _quiet_signals_in_child()
-                self.storage.forget_locks_in_child()
+                # Drop every inherited descriptor: the listening socket (a child outliving a killed
+                # parent must not keep the port from a restarted server), the clients' sockets, the
+                # directory locks and the txn log.  The writer opens what it needs itself.
+                os.closerange(3, _max_fd())
                 self.storage.write_snapshot_file(zxid, self.node.snapshot_bytes())
                 code = 0
             finally:
@@ -554,6 +557,13 @@ class ServerThread:
 
         self.loop.call_soon_threadsafe(abort)
         self.thread.join(timeout)
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 65536
 
 
 def _quiet_signals_in_child() -> None:

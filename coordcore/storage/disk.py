@@ -194,19 +194,6 @@ class DiskStorage:
             self._roll = True
             self._purge()
 
-    def forget_locks_in_child(self) -> None:
-        """In a forked child: close its copies of the directory-lock fds.
-
-        The parent keeps its locks; a child outliving a killed parent must not keep the
-        directory locked against the restarted server.
-        """
-        for fd in self._lock_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._lock_fds = []
-
     def close(self) -> None:
         """Write (and fsync) pending txns, close files, release the directory locks."""
         with self._io_lock:

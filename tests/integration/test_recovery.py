@@ -7,12 +7,16 @@ from __future__ import annotations
 import glob
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 from kazoo.client import KazooClient
 
-from coordcore.testing.servers import CoordcoreProcess, ServerStartError
+from coordcore.testing.servers import CoordcoreProcess, ServerStartError, free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -128,3 +132,44 @@ def test_snapshots_come_from_a_forked_writer_and_serve_the_restart():
         finally:
             c.stop()
             c.close()
+
+
+def test_a_snapshot_writer_outliving_a_killed_server_does_not_hold_its_port(tmp_path):
+    """kill -9 of the server while its forked snapshot writer runs: the port is free at once."""
+    port = free_port()
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(f"tickTime=2000\ndataDir={tmp_path / 'data'}\nclientPort={port}\nsnapCount=500\n")
+    proc = subprocess.Popen([sys.executable, "-m", "coordcore", "serve", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    c = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+    try:
+        c.start(timeout=20)
+        c.create("/m")
+        for start in range(0, 30000, 3000):  # a tree whose snapshot takes the child a while
+            for f in [c.create_async(f"/m/n{i}", b"x" * 100) for i in range(start, start + 3000)]:
+                f.get(10)
+        children: list[str] = []
+        deadline = time.monotonic() + 30
+        i = 0
+        while not children and time.monotonic() < deadline:
+            c.create(f"/m/y{i}")  # keeps snapshots coming, one child at a time
+            i += 1
+            children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                      text=True).stdout.split()
+        assert children, "no snapshot writer was ever seen running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))  # what a restarted server does first
+        finally:
+            s.close()
+    finally:
+        c.stop()
+        c.close()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
