@@ -185,8 +185,12 @@ class DiskStorage:
     def snapshot_written(self, zxid: int) -> None:
         """A snapshot file at ``zxid`` is durable: retain 3 snapshots and purge covered segments."""
         self._check_usable()
-        log.info("storage.snapshot_saved", path=os.path.join(self.snap_dir, snapfiles.snapshot_name(zxid)),
-                 zxid=hex(zxid))
+        path = os.path.join(self.snap_dir, snapfiles.snapshot_name(zxid))
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = None
+        log.info("storage.snapshot_saved", path=path, zxid=hex(zxid), size=size)
         with self._pending_lock:
             # Later appends must sort after the snapshot or load() would skip them.
             self._last_zxid = max(self._last_zxid or 0, zxid)
