@@ -568,12 +568,12 @@ def _max_fd() -> int:
 
 def _quiet_signals_in_child() -> None:
     """A forked snapshot writer dies on SIGINT/SIGTERM and never wakes the parent's event loop."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)  # the fd is shared with the parent's loop
     except ValueError:
-        pass  # not the main thread: no wakeup fd was ours to clear
+        pass  # forked from a thread other than the main one: no handlers or wakeup fd were ours
 
 
 def _fixed_mmap_threshold() -> None:
