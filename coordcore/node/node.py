@@ -37,11 +37,11 @@ class Node:
         self.super_digest = super_digest
         self.sessions = SessionTracker(tick_ms, server_id, now_ms)
         if state.snapshot is not None:
-            self.committed, sess = S.decode(state.snapshot, keep_events=True)
+            self.committed, sess = S.decode(state.snapshot)
             for sid, timeout, passwd in sess:
                 self.sessions.add(sid, timeout, passwd, now_ms)
         else:
-            self.committed = DataTree(keep_events=True)
+            self.committed = DataTree()
         self.pending = PendingTree(self.committed)
         self.preparer = Preparer(self.pending, extended_types)
         self.watches = WatchManager()

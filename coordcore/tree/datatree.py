@@ -1,8 +1,8 @@
 """DataTree: the replicated state (znodes, Stat, ephemerals by session) and txn application.
 
 apply() trusts its txn: validation happened in prep.  It returns the per-op
-results the reply needs and appends watch triggers to `self.events` (when the
-tree keeps them) in ZooKeeper's order.  No I/O, no clock, no watches here.
+results the reply needs and appends watch triggers to `self.events` in
+ZooKeeper's order.  No I/O, no clock, no watches here.
 """
 from __future__ import annotations
 
@@ -39,13 +39,10 @@ class ZNode:
         self.ttl = ttl
 
     def stat_tuple(self):
-        n = len(self.children)
-        return (self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-                int32(2 * self.cseq - n), self.aversion, self.owner,
-                len(self.data) if self.data is not None else 0, n, self.pzxid)
+        return STAT.unpack(self.stat_bytes())
 
     def stat_bytes(self) -> bytes:
-        # stat_tuple() inlined: this runs for every read reply and every write reply
+        # runs for every read reply and every write reply: fields packed directly
         n = len(self.children)
         cversion = 2 * self.cseq - n
         if not -0x80000000 <= cversion <= 0x7FFFFFFF:
@@ -94,7 +91,7 @@ def intern_acl(acl) -> tuple:
 
 
 class DataTree:
-    def __init__(self, keep_events: bool = True):
+    def __init__(self):
         root = ZNode(b"", OPEN_ACL, 0, 0)
         zk = ZNode(b"", OPEN_ACL, 0, 0)
         quota = ZNode(b"", OPEN_ACL, 0, 0)
@@ -111,7 +108,7 @@ class DataTree:
         self.last_zxid = 0
         # approximate data size = path lengths + data lengths, as ZooKeeper counts it (44 when fresh)
         self.data_size = sum(len(p) for p in self.nodes)
-        self.events: list | None = [] if keep_events else None
+        self.events: list = []
         # While a snapshot is being encoded in steps, the state each node had when it started is kept
         # here (by node object) before the node's first change, so the snapshot is exact at one zxid.
         self.preserved: dict | None = None
@@ -154,8 +151,6 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
-            if self.events is None:
-                return None
             self.events.append((EV_CHANGED, b[0]))
             return node.stat_bytes()
         if t == T.T_SET_ACL:
@@ -164,7 +159,7 @@ class DataTree:
                 self.preserved[node] = node.snap_fields()
             node.acl = intern_acl(b[1])
             node.aversion = b[2]
-            return node.stat_bytes() if self.events is not None else None
+            return node.stat_bytes()
         if t == T.T_MULTI:
             return [(st, self.apply_op(st, sb, zxid, time, session_id)) for st, sb in b[0]]
         if t == T.T_CLOSE_SESSION:
@@ -189,8 +184,6 @@ class DataTree:
         if kind != T.K_PERSISTENT:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
-        if self.events is None:
-            return None
         self.events.append((EV_CREATED, path))
         return node.stat_bytes()
 
@@ -204,8 +197,7 @@ class DataTree:
             parent.pzxid = zxid
         self._unindex(path, node)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
-        if self.events is not None:
-            self.events.append((EV_DELETED, path))
+        self.events.append((EV_DELETED, path))
         return None
 
     def index(self, path, node):

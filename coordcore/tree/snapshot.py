@@ -57,8 +57,7 @@ class SnapshotEncoder:
             n = nodes[i]
             f = preserved.get(n) if preserved else None
             if f is None:
-                f = (n.data, n.acl, n.czxid, n.mzxid, n.ctime, n.mtime, n.version, n.cseq, n.aversion,
-                     n.owner, n.pzxid, n.kind, n.ttl)
+                f = n.snap_fields()
             data, acl = f[0], f[1]
             idx = acl_index.get(acl)
             if idx is None:
@@ -97,12 +96,12 @@ def encode(tree: DataTree, sessions: list[tuple[int, int, bytes]]) -> bytes:
     return enc.result()
 
 
-def decode(data: bytes, keep_events: bool = True) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
+def decode(data: bytes) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
     r = Reader(data, 0, max_len=1 << 31)
     version = r.int()
     if version != FORMAT_VERSION:
         raise ValueError("unknown snapshot format version %d" % version)
-    tree = DataTree(keep_events)
+    tree = DataTree()
     tree.nodes.clear()
     tree.data_size = 0
     tree.last_zxid = r.long()
