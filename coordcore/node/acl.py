@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 
 from coordcore.errors import ApiError, Err
-from coordcore.wire.jute import OPEN_ACL, OPEN_ACL_ENTRY
+from coordcore.wire.jute import OPEN_ACL, is_open_acl
 
 PERM_READ, PERM_WRITE, PERM_CREATE, PERM_DELETE, PERM_ADMIN = 1, 2, 4, 8, 16
 
@@ -97,7 +97,7 @@ def fixup(acl, auth: AuthInfo) -> list:
     """ZooKeeper's fixupACL: dedupe, expand `auth`, validate schemes; raises ApiError(INVALIDACL)."""
     if not acl:
         raise ApiError(Err.INVALIDACL)
-    if acl is OPEN_ACL or (len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY):
+    if is_open_acl(acl):
         return OPEN_ACL
     seen, out = set(), []
 

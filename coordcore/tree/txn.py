@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from coordcore.wire.jute import OPEN_ACL, OPEN_ACL_BYTES, OPEN_ACL_ENTRY, Reader, Writer
+from coordcore.wire.jute import OPEN_ACL, OPEN_ACL_BYTES, Reader, Writer
 
 T_CREATE = 1
 T_DELETE = 2
@@ -126,8 +126,7 @@ def encode(txn: Txn) -> bytes:
         d = b"\xff\xff\xff\xff" if data is None else len(data).to_bytes(4, "big") + data
         return b"".join((_SET_DATA_HEAD.pack(txn.zxid, txn.time, txn.session_id, txn.cxid, T_SET_DATA, len(p)),
                          p, d, version.to_bytes(4, "big", signed=True)))
-    if txn.type == T_CREATE and (txn.body[2] is OPEN_ACL or (len(txn.body[2]) == 1
-                                                             and txn.body[2][0] == OPEN_ACL_ENTRY)):
+    if txn.type == T_CREATE and txn.body[2] is OPEN_ACL:  # prep's fixup hands every open ACL on as OPEN_ACL
         path, data, _, kind, owner, ttl, cseq = txn.body
         p = path.encode("utf-8")
         d = b"\xff\xff\xff\xff" if data is None else len(data).to_bytes(4, "big") + data

@@ -20,6 +20,11 @@ FRAMED_REPLY_HEADER = struct.Struct(">iiqi")  # length + ReplyHeader
 OPEN_ACL_ENTRY = (31, "world", "anyone")
 # the open ACL as one shared tuple: decoded creates, prep and the tree all pass this object along
 OPEN_ACL = (OPEN_ACL_ENTRY,)
+
+
+def is_open_acl(acl) -> bool:
+    """world:anyone with every permission, as OPEN_ACL or any equal list."""
+    return acl is OPEN_ACL or (len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY)
 OPEN_ACL_BYTES = b"\x00\x00\x00\x01" + I32.pack(31) + I32.pack(5) + b"world" + I32.pack(6) + b"anyone"
 _OPEN_ACL_LEN = len(OPEN_ACL_BYTES)
 
@@ -143,7 +148,7 @@ class Writer:
         return self
 
     def acls(self, acl) -> "Writer":
-        if acl is OPEN_ACL or (len(acl) == 1 and acl[0] == OPEN_ACL_ENTRY):
+        if is_open_acl(acl):
             self.buf += OPEN_ACL_BYTES
             return self
         self.buf += I32.pack(len(acl))
