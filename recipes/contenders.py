@@ -100,26 +100,29 @@ def order(contenders: Iterable[Contender]) -> list[Contender]:
     and identical for every client.
     """
     items = sorted(contenders, key=lambda c: (c.sequence % _MOD, c.name))
-    n = len(items)
+    return _from_widest_gap([(c.sequence % _MOD, c) for c in items])
+
+
+def _from_widest_gap(keyed: list) -> list:
+    """``keyed``: (position on the circle, item) sorted by position; the items, oldest first."""
+    n = len(keyed)
     if n <= 1:
-        return items
-    best_gap = -1
-    start = 0
+        return [item for _, item in keyed]
+    best_gap, start, prev = -1, 0, keyed[-1][0]
     for i in range(n):
-        cur = items[i].sequence % _MOD
-        prev = items[i - 1].sequence % _MOD
+        cur = keyed[i][0]
         gap = (cur - prev) % _MOD
         if gap > best_gap:
-            best_gap = gap
-            start = i
-    return items[start:] + items[:start]
+            best_gap, start = gap, i
+        prev = cur
+    return [item for _, item in keyed[start:]] + [item for _, item in keyed[:start]]
 
 
 def ordered_names(children: Iterable[str], markers: Sequence[str] = (LOCK_MARKER,)) -> list[str]:
     """The contender names among ``children`` in queue order; other children are ignored.
 
-    The same rules as ``parse`` + ``order``, on plain tuples: this runs on every wake-up of every
-    waiter, and building a frozen dataclass per child cost several times the rest.
+    The same rules as ``parse`` + ``order``, without a Contender per child: this runs on every
+    wake-up of every waiter, and building a frozen dataclass per child cost several times the rest.
     """
     markers = tuple(markers)
     cache = _key_cache.get(markers)
@@ -138,17 +141,7 @@ def ordered_names(children: Iterable[str], markers: Sequence[str] = (LOCK_MARKER
         if key is not None:
             keyed.append((key, name))
     keyed.sort()
-    n = len(keyed)
-    if n <= 1:
-        return [name for _, name in keyed]
-    best_gap, start, prev = -1, 0, keyed[-1][0]
-    for i in range(n):
-        cur = keyed[i][0]
-        gap = (cur - prev) % _MOD
-        if gap > best_gap:
-            best_gap, start = gap, i
-        prev = cur
-    return [name for _, name in keyed[start:]] + [name for _, name in keyed[:start]]
+    return _from_widest_gap(keyed)
 
 
 def decide(
