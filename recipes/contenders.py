@@ -129,14 +129,24 @@ def ordered_names(children: Iterable[str], markers: Sequence[str] = (LOCK_MARKER
     if cache is None or len(cache) > _KEY_CACHE_MAX:
         cache = _key_cache[markers] = {}
     match = _pattern(markers).match
+    # ZooKeeper's names end in exactly 10 digits right after the marker (a non-negative sequence).
+    # Then the regex would find the same split, unless a marker itself ends in a digit, so such names
+    # skip it (with many contenders every wake-up sees mostly new names: the regex dominated).
+    quick = all(m and not m[-1].isdecimal() for m in markers)
     keyed = []
     for name in children:
         key = cache.get(name, _UNSEEN)
         if key is _UNSEEN:
             # a waiter re-lists the same names on every wake-up: parse each one once
-            m = match(name)
-            seq = int(m.group("seq")) if m is not None else None
-            key = seq % _MOD if seq is not None and _INT32_MIN <= seq <= _INT32_MAX else None
+            tail = name[-10:]
+            if quick and len(name) > 10 and tail.isdecimal() and name.endswith(markers, 0, -10):
+                key = int(tail)
+                if key > _INT32_MAX:
+                    key = None
+            else:
+                m = match(name)
+                seq = int(m.group("seq")) if m is not None else None
+                key = seq % _MOD if seq is not None and _INT32_MIN <= seq <= _INT32_MAX else None
             cache[name] = key
         if key is not None:
             keyed.append((key, name))
@@ -153,13 +163,40 @@ def decide(
     """Decide from a child list whether ``our_name`` holds, and which node it must watch otherwise."""
     if max_holders < 1:
         raise ValueError("max_holders must be >= 1")
+    return decision(queue_ahead(children, our_name, markers), max_holders)
+
+
+def queue_ahead(
+    children: Iterable[str], our_name: str, markers: Sequence[str] = (LOCK_MARKER,)
+) -> Optional[list[str]]:
+    """The contenders queued before ``our_name``, oldest first; None when our node is not there."""
     names = ordered_names(children, markers)
     if our_name not in names:
+        return None
+    return names[: names.index(our_name)]
+
+
+def still_ahead(ahead: Sequence[str], children: Iterable[str], our_name: str) -> Optional[list[str]]:
+    """``queue_ahead`` on a newer listing, from the answer on an older one (``ahead``).
+
+    Sequence numbers only grow, so a node that was not ahead of ours then never is later: only the
+    ones in ``ahead`` that still exist can be. This is what a waiter re-checks on every wake-up, and it
+    costs a set lookup per node instead of parsing and ordering every name again.
+    """
+    alive = set(children)
+    if our_name not in alive:
+        return None
+    return [name for name in ahead if name in alive]
+
+
+def decision(ahead: Optional[Sequence[str]], max_holders: int = 1) -> Decision:
+    """The :class:`Decision` for a node with ``ahead`` queued before it (None: the node is gone)."""
+    if ahead is None:
         return Decision(present=False, holder=False, predecessor=None, position=-1)
-    pos = names.index(our_name)
+    pos = len(ahead)
     if pos < max_holders:
         return Decision(present=True, holder=True, predecessor=None, position=pos)
-    return Decision(present=True, holder=False, predecessor=names[pos - 1], position=pos)
+    return Decision(present=True, holder=False, predecessor=ahead[-1], position=pos)
 
 
 def find_by_prefix(children: Iterable[str], prefix: str) -> Optional[str]:

@@ -128,12 +128,42 @@ def test_fast_ordering_agrees_with_parse_and_order(seed):
     rng = random.Random(seed)
     for _ in range(400):
         base = rng.choice([0, 2**31 - 5, -2**31, 2**31 - 1, -3, 1234])
-        kids = ["not-a-contender", "x__lock__", "y__lock__12345678901"]
+        # not contenders: no sequence, 11 digits, 10 digits past the signed 32-bit range
+        kids = ["not-a-contender", "x__lock__", "y__lock__12345678901", "z__lock__3000000000"]
         for _ in range(rng.randrange(0, 12)):
             seq = ((base + rng.randrange(0, 20) + 2**31) % 2**32) - 2**31
             marker = rng.choice(["__lock__", "__rlock__", "_", "x"])
             kids.append("%032x%s%s" % (rng.getrandbits(128), marker, "%010d" % seq))
         rng.shuffle(kids)
-        for markers in (("__lock__",), ("__lock__", "__rlock__"), ("_",)):
+        # a marker ending in a digit takes the general (regex) path
+        for markers in (("__lock__",), ("__lock__", "__rlock__"), ("_",), ("__lock__", "0")):
             parsed = [c for c in (c.parse(x, markers) for x in kids) if c is not None]
             assert c.ordered_names(kids, markers) == [c.name for c in c.order(parsed)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_still_ahead_agrees_with_a_fresh_ordering(seed):
+    """A waiter re-checks from its last answer: it must agree with ordering the new listing afresh,
+    as contenders leave in any order and newer ones (higher sequence, across the wrap) join."""
+    rng = random.Random(seed)
+    for _ in range(200):
+        counter = rng.choice([0, 2**31 - 6, -2**31, 1234])
+
+        def new_node() -> str:
+            nonlocal counter
+            name = lock(counter, "%032x" % rng.getrandbits(128))
+            counter = counter + 1 if counter < 2**31 - 1 else -2**31
+            return name
+
+        kids = [new_node() for _ in range(rng.randrange(1, 10))]
+        ours = rng.choice(kids)
+        kids += [new_node() for _ in range(rng.randrange(0, 5))] + ["not-a-contender"]
+        ahead = c.queue_ahead(kids, ours)
+        assert ahead is not None
+        while ahead is not None:
+            kids = [k for k in kids if rng.random() < 0.7 or k == "not-a-contender"]
+            kids += [new_node() for _ in range(rng.randrange(0, 3))]
+            rng.shuffle(kids)
+            ahead = c.still_ahead(ahead, kids, ours)
+            assert ahead == c.queue_ahead(kids, ours)
+            assert c.decision(ahead) == c.decide(kids, ours)
