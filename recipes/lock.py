@@ -377,6 +377,12 @@ class Lock(_LockBase):
         self.watch_notifications = 0
         self._attempt_session: Optional[int] = None
         self._deleted: Optional[str] = None  # path of a predecessor the server told us was deleted
+        # (predecessor path, our node name, our queue position) while we wait on that predecessor.
+        self._watching: Optional[tuple[str, str, int]] = None
+        # (our node name, a child listing already in flight): sent right behind our create, or by the
+        # watch callback the moment our predecessor goes -- one thread hop and one round trip earlier
+        # than the waiter could send it.
+        self._prefetch: Optional[tuple[str, Any]] = None
 
     # kazoo-compatible alias used by some callers
     @property
@@ -422,11 +428,17 @@ class Lock(_LockBase):
             left = self._remaining(deadline)
             per_call = session_timeout_s(self.client)
             try:
-                created, stat = self.client.create_async(
+                creating = self.client.create_async(
                     base, self.identifier.encode("utf-8"), ephemeral=True, sequence=True,
                     include_data=True,
-                ).get(timeout=per_call if left is None else min(left, per_call))
-                return created.rsplit("/", 1)[1], stat
+                )
+                # The server answers one session's requests in order, so a listing sent right behind
+                # the create already shows our node: the first decision needs no extra round trip.
+                listing = self.client.get_children_async(self.path)
+                created, stat = creating.get(timeout=per_call if left is None else min(left, per_call))
+                name = created.rsplit("/", 1)[1]
+                self._prefetch = (name, listing)
+                return name, stat
             except NoNodeError:
                 self._path_ensured = False
                 self._ensure_path(self.path, deadline)
@@ -441,16 +453,23 @@ class Lock(_LockBase):
         self.client.add_listener(self._state_listener)
         try:
             name, stat = self._create_node(prefix, deadline)
+            # Who was queued before our node at the last listing (None: not listed yet for this node).
+            ahead: Optional[list[str]] = None
             while True:
                 self._wake.clear()
                 self._check_cancel()
-                children = self._call(lambda: self.client.get_children_async(self.path), deadline)
-                d = cont.decide(children, name, self._markers)
+                children = self._list(name, deadline)
+                if ahead is None:
+                    ahead = cont.queue_ahead(children, name, self._markers)
+                else:
+                    ahead = cont.still_ahead(ahead, children, name)
+                d = cont.decision(ahead)
                 if not d.present:
                     # Our session ended while we waited and took the node along: queue again.
                     prefix = self._new_prefix()
                     name = None
                     name, stat = self._create_node(prefix, deadline)
+                    ahead = None
                     continue
                 if d.holder:
                     with self._mutex:
@@ -461,6 +480,7 @@ class Lock(_LockBase):
                     raise _GaveUp()
                 pred = f"{self.path}/{d.predecessor}"
                 self._deleted = None
+                self._watching = (pred, name, d.position)
                 try:
                     self._call(lambda: self.client.get_async(pred, watch=self._on_predecessor), deadline)
                 except NoNodeError:
@@ -468,6 +488,7 @@ class Lock(_LockBase):
                 self._prepare_guard(f"{self.path}/{name}", stat.ephemeralOwner)
                 left = self._remaining(deadline)
                 self._wake.wait(left)
+                self._watching = None
                 if d.position == 1 and self._deleted == pred and not self._cancel.is_set():
                     # We queued right behind the holder and it is gone.  Nobody can be ahead of us
                     # now: a node created after our listing gets a later sequence number, and the
@@ -484,12 +505,40 @@ class Lock(_LockBase):
             self._abandon(prefix, name)
             raise
         finally:
+            self._watching = None
+            self._prefetch = None
             self.client.remove_listener(self._state_listener)
+
+    def _list(self, name: str, deadline: Optional[float]) -> list[str]:
+        """The lock's children for deciding on ``name``: the listing already in flight, else a new one."""
+        prefetched, self._prefetch = self._prefetch, None
+        if prefetched is not None and prefetched[0] == name:
+            left = self._remaining(deadline)
+            per_call = session_timeout_s(self.client)
+            try:
+                children = prefetched[1].get(timeout=per_call if left is None else min(left, per_call))
+            except Exception:  # noqa: BLE001 - any trouble: ask again with the usual retry policy
+                children = None
+            # A listing without our node is never trusted to mean "our node is gone" (that would
+            # queue us again); only a listing we asked for after waking decides that.
+            if children is not None and name in children:
+                return children
+        return self._call(lambda: self.client.get_children_async(self.path), deadline)
 
     def _on_predecessor(self, event: Any) -> None:
         self.watch_notifications += 1
+        watching = self._watching
         if event.type == EventType.DELETED:
             self._deleted = event.path
+        if watching is not None and watching[0] == event.path and not self._cancel.is_set():
+            pred, name, position = watching
+            # Right behind the holder a deletion needs no listing (see _contend); otherwise send the
+            # listing from here, before waking the waiter, to take a thread hop off the hand-over.
+            if not (position == 1 and event.type == EventType.DELETED):
+                try:
+                    self._prefetch = (name, self.client.get_children_async(self.path))
+                except Exception:  # noqa: BLE001 - the waiter lists for itself
+                    pass
         self._wake.set()
 
     def _abandon(self, prefix: str, name: Optional[str]) -> None:
