@@ -377,11 +377,7 @@ class Lock(_LockBase):
         self.watch_notifications = 0
         self._attempt_session: Optional[int] = None
         self._deleted: Optional[str] = None  # path of a predecessor the server told us was deleted
-        # (predecessor path, our node name, our queue position) while we wait on that predecessor.
-        self._watching: Optional[tuple[str, str, int]] = None
-        # (our node name, a child listing already in flight): sent right behind our create, or by the
-        # watch callback the moment our predecessor goes -- one thread hop and one round trip earlier
-        # than the waiter could send it.
+        # (our node name, a child listing already in flight): sent right behind our create.
         self._prefetch: Optional[tuple[str, Any]] = None
 
     # kazoo-compatible alias used by some callers
@@ -480,7 +476,6 @@ class Lock(_LockBase):
                     raise _GaveUp()
                 pred = f"{self.path}/{d.predecessor}"
                 self._deleted = None
-                self._watching = (pred, name, d.position)
                 try:
                     self._call(lambda: self.client.get_async(pred, watch=self._on_predecessor), deadline)
                 except NoNodeError:
@@ -488,7 +483,6 @@ class Lock(_LockBase):
                 self._prepare_guard(f"{self.path}/{name}", stat.ephemeralOwner)
                 left = self._remaining(deadline)
                 self._wake.wait(left)
-                self._watching = None
                 if d.position == 1 and self._deleted == pred and not self._cancel.is_set():
                     # We queued right behind the holder and it is gone.  Nobody can be ahead of us
                     # now: a node created after our listing gets a later sequence number, and the
@@ -505,12 +499,11 @@ class Lock(_LockBase):
             self._abandon(prefix, name)
             raise
         finally:
-            self._watching = None
             self._prefetch = None
             self.client.remove_listener(self._state_listener)
 
     def _list(self, name: str, deadline: Optional[float]) -> list[str]:
-        """The lock's children for deciding on ``name``: the listing already in flight, else a new one."""
+        """The lock's children for deciding on ``name``: the listing sent with our create, else a new one."""
         prefetched, self._prefetch = self._prefetch, None
         if prefetched is not None and prefetched[0] == name:
             left = self._remaining(deadline)
@@ -526,19 +519,11 @@ class Lock(_LockBase):
         return self._call(lambda: self.client.get_children_async(self.path), deadline)
 
     def _on_predecessor(self, event: Any) -> None:
+        # Only wake the waiter. (Sending the re-listing from here, a thread hop earlier, was measured:
+        # with the GIL the waiter then woke later and the answer came no sooner.)
         self.watch_notifications += 1
-        watching = self._watching
         if event.type == EventType.DELETED:
             self._deleted = event.path
-        if watching is not None and watching[0] == event.path and not self._cancel.is_set():
-            pred, name, position = watching
-            # Right behind the holder a deletion needs no listing (see _contend); otherwise send the
-            # listing from here, before waking the waiter, to take a thread hop off the hand-over.
-            if not (position == 1 and event.type == EventType.DELETED):
-                try:
-                    self._prefetch = (name, self.client.get_children_async(self.path))
-                except Exception:  # noqa: BLE001 - the waiter lists for itself
-                    pass
         self._wake.set()
 
     def _abandon(self, prefix: str, name: Optional[str]) -> None:

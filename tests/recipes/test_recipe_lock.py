@@ -77,6 +77,47 @@ def test_acquire_timeout_and_nonblocking_return_false_and_clean_up(zk_client_fac
     assert other.release() is False  # not held any more
 
 
+class _Answer:
+    """Stands in for a kazoo async result that has already arrived."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self, timeout=None):
+        return self.value
+
+
+def test_listing_sent_ahead_is_used_only_if_it_shows_our_node(zk_client_factory, zk_root):
+    """The lock sends its listing right behind its create, before it knows the answer will show its
+    node. An answer without our node (say from a server that reordered them) must never be read as
+    "our node is gone": that would queue a second node."""
+    path = f"{zk_root}/lock"
+    a, b = zk_client_factory(), zk_client_factory()
+    holder = Lock(a, path, "holder")
+    assert holder.acquire()
+    waiter = Lock(b, path, "waiter")
+    create = waiter._create_node
+
+    def create_then_stale_listing(prefix, deadline):
+        name, stat = create(prefix, deadline)
+        waiter._prefetch = (name, _Answer([]))
+        return name, stat
+
+    waiter._create_node = create_then_stale_listing
+    got = []
+    t = threading.Thread(target=lambda: got.append(waiter.acquire(timeout=10)))
+    t.start()
+    # the guard is built once the waiter watches its predecessor, just before it blocks
+    wait_for(lambda: waiter._spare_guard is not None, what="the waiter to watch its predecessor")
+    assert len(a.get_children(path)) == 2  # the holder's node and one of the waiter's
+    holder.release()
+    t.join(10)
+    assert got == [True]
+    assert a.get_children(path) == [waiter.node.rsplit("/", 1)[1]]
+    waiter.release()
+    assert a.get_children(path) == []
+
+
 def test_fencing_tokens_increase_and_guarded_write(zk_client_factory, zk_root):
     path, res = f"{zk_root}/lock", f"{zk_root}/res"
     a, b = zk_client_factory(), zk_client_factory()
