@@ -20,8 +20,13 @@ def is_valid(path: str, sequential: bool = False) -> bool:
         path = path + "1"  # the suffix will follow, as ZooKeeper validates it
     if path[-1] == "/":
         return False
-    if _BAD_PARTS.search(path) is not None:
+    # Every write checks its path, so the common case skips the regexes: an empty, '.' or '..'
+    # segment needs "//" or "/." somewhere, and in ASCII the bad characters are exactly the
+    # non-printable ones.
+    if ("//" in path or "/." in path) and _BAD_PARTS.search(path) is not None:
         return False
+    if path.isascii():
+        return path.isprintable()
     return _BAD_CHARS.search(path) is None
 
 

@@ -1,6 +1,8 @@
 """Path rules (reference section 10, ZooKeeper's PathUtils), split and int32 wrap."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from coordcore.tree import paths
@@ -49,6 +51,31 @@ from coordcore.tree import paths
 ])
 def test_is_valid(path, sequential, valid):
     assert paths.is_valid(path, sequential) is valid
+
+
+def _valid_by_regex_only(path: str, sequential: bool) -> bool:
+    """is_valid without its fast paths: the two rules written as regular expressions."""
+    if not path or path[0] != "/":
+        return False
+    if len(path) == 1:
+        return not sequential
+    if sequential:
+        path += "1"
+    return (path[-1] != "/" and paths._BAD_PARTS.search(path) is None
+            and paths._BAD_CHARS.search(path) is None)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_is_valid_fast_path_agrees_with_the_rules(seed):
+    rng = random.Random(seed)
+    alphabet = ["/", "/", ".", "a", "-", "_", " ", "\x00", "\x1f", "\x7e", "\x7f", "\x80", "\x9f", "\xa0",
+                "\u00e9", "\ud800", "\uf8ff", "\uf900", "\ufff0", "\U0001F600", "0"]
+    for _ in range(5000):
+        path = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 9)))
+        if rng.random() < 0.7:
+            path = "/" + path
+        for sequential in (False, True):
+            assert paths.is_valid(path, sequential) is _valid_by_regex_only(path, sequential), repr(path)
 
 
 @pytest.mark.parametrize("path, parent, name", [
