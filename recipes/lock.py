@@ -248,9 +248,8 @@ class _LockBase:
 
     def _became_owner(self, me: int, started: float) -> None:
         assert self._node_path is not None and self._stat is not None
+        self._prepare_guard(self._node_path, self._stat.ephemeralOwner)  # unless built while we waited
         guard, self._spare_guard = self._spare_guard, None
-        if guard is None or guard.node_path != self._node_path or guard.owner_session != self._stat.ephemeralOwner:
-            guard = self._new_guard(self._node_path, self._stat.ephemeralOwner)
         with self._mutex:
             self._guard = guard
             self._owner_thread = me
@@ -262,16 +261,13 @@ class _LockBase:
             wait_s=round(self._acquired_at - started, 6), identifier=self.identifier,
         )
 
-    def _new_guard(self, node_path: str, owner_session: int) -> OwnershipGuard:
-        return OwnershipGuard(
-            self.client, node_path, owner_session, grace=self.suspended_grace, on_lost=self._handle_lost,
-        )
-
     def _prepare_guard(self, node_path: str, owner_session: int) -> None:
-        """Build the guard for our node before we block, off the hand-over's critical path."""
+        """Build the guard for our node (a waiter does it before it blocks, off the hand-over's path)."""
         spare = self._spare_guard
         if spare is None or spare.node_path != node_path or spare.owner_session != owner_session:
-            self._spare_guard = self._new_guard(node_path, owner_session)
+            self._spare_guard = OwnershipGuard(
+                self.client, node_path, owner_session, grace=self.suspended_grace, on_lost=self._handle_lost,
+            )
 
     def _close_guard(self) -> None:
         """Stop watching the session for this ownership (a voluntary resignation is not a loss)."""
@@ -304,6 +300,12 @@ class _LockBase:
         if left <= 0:
             raise _GaveUp()
         return left
+
+    def _request_timeout(self, deadline: Optional[float]) -> float:
+        """How long to wait for one reply: the session timeout, or less if the deadline is nearer."""
+        left = self._remaining(deadline)
+        per_call = session_timeout_s(self.client)
+        return per_call if left is None else min(left, per_call)
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -421,8 +423,7 @@ class Lock(_LockBase):
                     continue
             tried = True
             ensure_started(self.client)
-            left = self._remaining(deadline)
-            per_call = session_timeout_s(self.client)
+            tmo = self._request_timeout(deadline)
             try:
                 creating = self.client.create_async(
                     base, self.identifier.encode("utf-8"), ephemeral=True, sequence=True,
@@ -431,7 +432,7 @@ class Lock(_LockBase):
                 # The server answers one session's requests in order, so a listing sent right behind
                 # the create already shows our node: the first decision needs no extra round trip.
                 listing = self.client.get_children_async(self.path)
-                created, stat = creating.get(timeout=per_call if left is None else min(left, per_call))
+                created, stat = creating.get(timeout=tmo)
                 name = created.rsplit("/", 1)[1]
                 self._prefetch = (name, listing)
                 return name, stat
@@ -506,14 +507,13 @@ class Lock(_LockBase):
         """The lock's children for deciding on ``name``: the listing sent with our create, else a new one."""
         prefetched, self._prefetch = self._prefetch, None
         if prefetched is not None and prefetched[0] == name:
-            left = self._remaining(deadline)
-            per_call = session_timeout_s(self.client)
+            tmo = self._request_timeout(deadline)
             try:
-                children = prefetched[1].get(timeout=per_call if left is None else min(left, per_call))
+                children = prefetched[1].get(timeout=tmo)
             except Exception:  # noqa: BLE001 - any trouble: ask again with the usual retry policy
                 children = None
             # A listing without our node is never trusted to mean "our node is gone" (that would
-            # queue us again); only a listing we asked for after waking decides that.
+            # queue us again); only one asked for after the create's reply decides that.
             if children is not None and name in children:
                 return children
         return self._call(lambda: self.client.get_children_async(self.path), deadline)
@@ -599,13 +599,12 @@ class NonFairLock(_LockBase):
                 stat = self._mine(deadline) if tried else None
                 if stat is None:
                     tried = True
-                    left = self._remaining(deadline)
-                    per_call = session_timeout_s(self.client)
+                    tmo = self._request_timeout(deadline)
                     ensure_started(self.client)
                     try:
                         _, stat = self.client.create_async(
                             self.path, self._data(), ephemeral=True, include_data=True,
-                        ).get(timeout=per_call if left is None else min(left, per_call))
+                        ).get(timeout=tmo)
                     except NodeExistsError:
                         stat = None
                     except (*RETRYABLE, SessionExpiredError):
