@@ -242,3 +242,33 @@ def test_set_watches_relative_zxid(pair, zk_root):
     w.sync(p)
     assert evs(w) == [(CHANGED, p), (CREATED, zk_root + "/later"), (CHILD, p)]
 
+
+
+def test_watch_bookkeeping_where_coordcore_follows_3_9(pair, zk_server, zk_root):
+    """The README's documented differences, pinned on both sides: coordcore keeps a connection's
+    one-shot and persistent watches on one path apart and answers checkWatches from the asking
+    connection only (as ZooKeeper 3.9); ZooKeeper 3.8 mixes the modes up (ZOOKEEPER-4466) and answers
+    from anyone's watches. If either side changes, this fails and the README must change with it."""
+    w, x = pair
+    p = zk_root + "/m"
+    assert x.create(p, b"").err == 0
+    assert w.add_watch(p, 0).err == 0          # persistent
+    assert w.get_data(p, watch=True).err == 0  # then a one-shot data watch on the same path
+    x.set_data(p, b"1")
+    w.sync(p)
+    assert evs(w) == [(CHANGED, p)]
+    x.set_data(p, b"2")                        # the persistent watch must still be there...
+    w.sync(p)
+    other_check = x.check_watches(p, 3).err    # ...and x, who set no watch, asks about p
+    remove_typed = w.remove_watches(p, 4).err  # remove the persistent watch by its own type
+    if zk_server.backend == "coordcore":
+        assert evs(w) == [(CHANGED, p)]
+        assert other_check == rawzk.NOWATCHER
+        assert remove_typed == 0
+        x.set_data(p, b"3")
+        w.sync(p)
+        assert evs(w) == []
+    else:  # ZooKeeper 3.8
+        assert evs(w) == []                    # the one-shot watch replaced the persistent one
+        assert other_check == 0
+        assert remove_typed == rawzk.MARSHALLINGERROR

@@ -37,7 +37,7 @@ STEPS = 90
 # and never a persistent one: there ZooKeeper 3.8 and coordcore agree by design. Elsewhere they differ
 # on purpose -- 3.8 answers checkWatches from any session's watches on the path, and lets a later watch
 # replace the mode of an earlier one on the same connection (ZOOKEEPER-4466); coordcore checks only the
-# asking connection's watches and keeps modes apart, as 3.9 does (reference section 13.5-13.6). For the
+# asking connection's watches and keeps modes apart, as 3.9 does (see the README). For the
 # same reason persistent watches come only from client "c", which never sets a one-shot watch.
 OWN_WATCHES = ["/r/w", "/r/w/v"]
 PATHS = ["/r", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/e", "/r/e/k", "/q", *OWN_WATCHES]
