@@ -23,6 +23,7 @@ from coordcore.storage.api import DurableState
 from coordcore.tree import snapshot as S
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import DataTree
+from coordcore.tree.hashorder import hash_set_order
 from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE, WatchManager
 from coordcore.wire import proto as P
 from coordcore.wire.jute import I32, Writer
@@ -216,7 +217,10 @@ class Node:
     def _ephemerals(self, req, conn):
         prefix = req.path or "/"
         owned = self.committed.ephemerals.get(conn.session_id, ())
-        paths = sorted(p for p in owned if prefix == "/" or p.startswith(prefix))
+        nodes = self.committed.nodes
+        # ZooKeeper lists them in its hash-set order, not sorted
+        paths = [p for p in hash_set_order([(p, nodes[p].czxid) for p in owned])
+                 if prefix == "/" or p.startswith(prefix)]
         return 0, Writer().strings(paths).getvalue()
 
     def _who_am_i(self, req, conn):

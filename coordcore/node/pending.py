@@ -17,6 +17,7 @@ from collections import deque
 
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import DataTree, ZNode
+from coordcore.tree.hashorder import hash_set_order
 
 
 class Change:
@@ -55,13 +56,19 @@ class PendingTree:
         return self.tree.nodes.get(path)
 
     def ephemerals(self, session_id: int) -> list[str]:
-        """Paths of the session's ephemerals once every pending txn is applied, sorted."""
-        changes = self.changes
-        out = {p for p in self.tree.ephemerals.get(session_id, ()) if p not in changes}
+        """Paths of the session's ephemerals once every pending txn is applied, in the order
+        ZooKeeper's closeSession deletes them (see :mod:`coordcore.tree.hashorder`)."""
+        changes, nodes = self.changes, self.tree.nodes
+        owned = self.tree.ephemerals.get(session_id, ())
+        committed, added = [], []
+        for p in owned:
+            c = changes.get(p)
+            if c is None or (c.alive and c.kind == T.K_EPHEMERAL and c.owner == session_id):
+                committed.append((p, nodes[p].czxid))
         for p, c in changes.items():
-            if c.alive and c.kind == T.K_EPHEMERAL and c.owner == session_id:
-                out.add(p)
-        return sorted(out)
+            if c.alive and c.kind == T.K_EPHEMERAL and c.owner == session_id and p not in owned:
+                added.append((p, c.zxid))
+        return hash_set_order(committed, added)
 
     # ----- recording prepared txns -----
     def _touch(self, path: str, zxid: int, undo):

@@ -163,7 +163,7 @@ class DataTree:
         if t == T.T_MULTI:
             return [(st, self.apply_op(st, sb, zxid, time, session_id)) for st, sb in b[0]]
         if t == T.T_CLOSE_SESSION:
-            for path in sorted(b[0]):
+            for path in b[0]:  # in the txn's order: it decides the order of the NodeDeleted events
                 if path in self.nodes:
                     self._delete(path, zxid)
             self.ephemerals.pop(session_id, None)

@@ -38,7 +38,8 @@ STEPS = 90
 # on purpose -- 3.8 answers checkWatches from any session's watches on the path, and lets a later watch
 # replace the mode of an earlier one on the same connection (ZOOKEEPER-4466); coordcore checks only the
 # asking connection's watches and keeps modes apart, as 3.9 does (see the README). For the
-# same reason persistent watches come only from client "c", which never sets a one-shot watch.
+# same reason persistent watches come only from client "c", which never sets a one-shot watch, and
+# always with the same mode on one path.
 OWN_WATCHES = ["/r/w", "/r/w/v"]
 PATHS = ["/r", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/e", "/r/e/k", "/q", *OWN_WATCHES]
 DATA = [b"", b"x", b"yy", None, b"\x00\xff" * 3]
@@ -114,8 +115,8 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
             steps.append((who, rawzk.GET_ALL_CHILDREN_NUMBER, W().string(path).bytes(),
                           f"getAllChildrenNumber {path}"))
         elif r < 0.93:
-            mode = rng.randrange(2)  # persistent, persistent-recursive
             path = rng.choice([p for p in PATHS if p not in OWN_WATCHES])
+            mode = PATHS.index(path) % 2  # persistent or recursive, but always the same on one path
             who = "c" if generation["c"] == 0 else f"c{generation['c']}"
             steps.append((who, rawzk.ADD_WATCH, W().string(path).int(mode).bytes(), f"addWatch {path} {mode}"))
         elif r < 0.96:
