@@ -12,7 +12,9 @@ failure message shows the steps as readable text and the first lines where the t
 """
 from __future__ import annotations
 
+import base64
 import difflib
+import hashlib
 import random
 import sys
 from pathlib import Path
@@ -43,14 +45,30 @@ STEPS = 90
 OWN_WATCHES = ["/r/w", "/r/w/v"]
 PATHS = ["/r", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/e", "/r/e/k", "/q", *OWN_WATCHES]
 DATA = [b"", b"x", b"yy", None, b"\x00\xff" * 3]
+BOB = "bob:" + base64.b64encode(hashlib.sha1(b"bob:secret").digest()).decode()
+# ACLs that let some clients do some things: only "b" authenticates (as bob), and only sometimes.
+ACLS = [
+    rawzk.OPEN_ACL,
+    [(1, "world", "anyone")],                      # read-only
+    [(31, "digest", BOB), (1, "world", "anyone")],  # bob does anything, others read
+    [(31, "auth", "")],                            # the creator's ids (InvalidACL without auth)
+    [(15, "world", "anyone")],                     # everything but ADMIN
+    [(31, "ip", "127.0.0.1")],
+    [],                                            # InvalidACL
+    [(31, "nosuch", "x")],                         # InvalidACL
+]
 CREATE_FLAGS = [0, 0, 1, 2, 3]  # persistent, ephemeral, sequential, ephemeral-sequential
 VERSIONS = [-1, -1, -1, 0, 1, 2]
+
+
+def _acl(rng: random.Random) -> list:
+    return rawzk.OPEN_ACL if rng.random() < 0.75 else rng.choice(ACLS)
 
 
 def _create_body(rng: random.Random, path: str, flags: int) -> bytes:
     if flags & 2 and rng.random() < 0.5:
         path = path + "-"  # a sequential name with a prefix; without it the name is the bare counter
-    return tc.cr(path, rng.choice(DATA), flags)
+    return W().string(path).buffer(rng.choice(DATA)).acls(_acl(rng)).int(flags).bytes()
 
 
 def _write_subop(rng: random.Random) -> tuple[int, bytes]:
@@ -105,13 +123,14 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
             for op, p in subs:
                 w.int(op).bool(False).int(-1).string(p).bool(False)
             steps.append((who, rawzk.MULTI_READ, w.int(-1).bool(True).int(-1).bytes(), f"multiRead {subs}"))
-        elif r < 0.86:
+        elif r < 0.87:
             v = rng.choice(VERSIONS)
-            steps.append((who, rawzk.SET_ACL, W().string(path).acls(rawzk.OPEN_ACL).int(v).bytes(),
-                          f"setACL {path} v={v}"))
-        elif r < 0.88:
+            acl = rng.choice(ACLS)
+            steps.append((who, rawzk.SET_ACL, W().string(path).acls(acl).int(v).bytes(),
+                          f"setACL {path} {acl} v={v}"))
+        elif r < 0.89:
             steps.append((who, rawzk.GET_ACL, W().string(path).bytes(), f"getACL {path}"))
-        elif r < 0.90:
+        elif r < 0.905:
             steps.append((who, rawzk.GET_ALL_CHILDREN_NUMBER, W().string(path).bytes(),
                           f"getAllChildrenNumber {path}"))
         elif r < 0.93:
@@ -125,8 +144,12 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
             who = "a" if generation["a"] == 0 else f"a{generation['a']}"
             path = rng.choice(OWN_WATCHES)
             steps.append((who, op, W().string(path).int(wtype).bytes(), f"watches op={op} {path} type={wtype}"))
-        elif r < 0.98:
+        elif r < 0.97:
             steps.append((who, tc.SY, W().string(path).bytes(), f"sync {path}"))
+        elif r < 0.98:
+            who = "b" if generation["b"] == 0 else f"b{generation['b']}"
+            body = W().int(0).string("digest").buffer(b"bob:secret").bytes()
+            steps.append((who, rawzk.AUTH, body, "addAuth digest bob"))
         else:
             steps.append((who, rawzk.CLOSE_SESSION, b"", "closeSession"))
             base = who[0]
@@ -158,7 +181,7 @@ def test_generator_is_seeded_and_varied():
     ops = {op for seed in SEEDS for _, op, _, _ in random_steps(seed)}
     assert {tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER, tc.D, tc.S, tc.G, tc.E, tc.GC, tc.GC2, rawzk.MULTI,
             rawzk.MULTI_READ, rawzk.SET_ACL, rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER, rawzk.ADD_WATCH,
-            rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION} <= ops
+            rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH} <= ops
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")

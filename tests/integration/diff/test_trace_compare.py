@@ -152,7 +152,7 @@ def run(backend: str, steps) -> list[str]:
                 c = clients[name] = rawzk.connected(server.connect_string)
             c.log.clear()
             c.events.clear()
-            xid = c.send_request(op, body)
+            xid = c.send_request(op, body, -4 if op == rawzk.AUTH else None)  # auth has its own xid
             reply = c.read_reply()
             if reply is None:
                 trace.append(f"{name} op={op} -> closed")
