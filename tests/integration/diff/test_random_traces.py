@@ -16,6 +16,7 @@ import base64
 import difflib
 import hashlib
 import random
+import struct
 import sys
 from pathlib import Path
 
@@ -101,10 +102,16 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
         r = rng.random()
         if r < 0.28:
             flags = rng.choice(CREATE_FLAGS)
-            op = rng.choice((tc.C, tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER))
+            op = rng.choice((tc.C, tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL))
+            body = b""
             if op == rawzk.CREATE_CONTAINER:
                 flags = 4
-            steps.append((who, op, _create_body(rng, path, flags), f"create op={op} {path} flags={flags}"))
+            elif op == rawzk.CREATE_TTL:
+                # TTL modes are 5 and 6; a TTL of 0 or over 2^40-1 is BadArguments. Valid TTLs are long
+                # enough that nothing expires during the run (expiry is timed, not traced).
+                flags = rng.choice((5, 5, 6, 0, 1))
+                body = struct.pack(">q", rng.choice((3_600_000, 3_600_000, 0, 1 << 41)))
+            steps.append((who, op, _create_body(rng, path, flags) + body, f"create op={op} {path} flags={flags}"))
         elif r < 0.40:
             v = rng.choice(VERSIONS)
             steps.append((who, tc.D, tc.dl(path, v), f"delete {path} v={v}"))
@@ -157,6 +164,11 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
     return steps
 
 
+def server_config(seed: int) -> dict:
+    """Odd seeds run with TTL nodes enabled; even ones see CREATE_TTL refused."""
+    return {"extendedTypesEnabled": "true"} if seed % 2 else {}
+
+
 def decode(op: int, body: bytes):
     """Like ``test_trace_compare.decode``, plus the ops only these traces send."""
     r = rawzk.Reader(body)
@@ -180,8 +192,8 @@ def test_generator_is_seeded_and_varied():
     assert random_steps(3) != random_steps(4)
     ops = {op for seed in SEEDS for _, op, _, _ in random_steps(seed)}
     assert {tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER, tc.D, tc.S, tc.G, tc.E, tc.GC, tc.GC2, rawzk.MULTI,
-            rawzk.MULTI_READ, rawzk.SET_ACL, rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER, rawzk.ADD_WATCH,
-            rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH} <= ops
+            rawzk.MULTI_READ, rawzk.CREATE_TTL, rawzk.SET_ACL, rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER,
+            rawzk.ADD_WATCH, rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH} <= ops
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
@@ -191,8 +203,9 @@ def test_random_trace_matches_zookeeper(seed, monkeypatch):
     monkeypatch.setattr(tc, "decode", _with_fallback(tc.decode))
     steps = random_steps(seed)
     plain = [(who, op, body) for who, op, body, _ in steps]
-    expected = tc.run("zookeeper", plain)
-    actual = tc.run("coordcore", plain)
+    config = server_config(seed)
+    expected = tc.run("zookeeper", plain, config)
+    actual = tc.run("coordcore", plain, config)
     if expected != actual:
         diff = "\n".join(list(difflib.unified_diff(expected, actual, "zookeeper", "coordcore", lineterm=""))[:60])
         listing = "\n".join(f"{i:3d} {who}: {text}" for i, (who, _, _, text) in enumerate(steps))

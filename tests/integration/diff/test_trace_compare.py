@@ -138,8 +138,8 @@ def decode(op, body):
     return body
 
 
-def run(backend: str, steps) -> list[str]:
-    server = make_server(backend, config={})
+def run(backend: str, steps, config: dict | None = None) -> list[str]:
+    server = make_server(backend, config=config or {})
     server.start()
     clients: dict[str, rawzk.RawClient] = {}
     trace: list[str] = []
