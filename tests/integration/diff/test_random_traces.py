@@ -45,6 +45,8 @@ STEPS = 90
 # always with the same mode on one path.
 OWN_WATCHES = ["/r/w", "/r/w/v"]
 PATHS = ["/r", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/e", "/r/e/k", "/q", *OWN_WATCHES]
+# ZooKeeper's own nodes: read often, written now and then (their Stats and the errors must agree too)
+SYSTEM = ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]
 DATA = [b"", b"x", b"yy", None, b"\x00\xff" * 3]
 BOB = "bob:" + base64.b64encode(hashlib.sha1(b"bob:secret").digest()).decode()
 # ACLs that let some clients do some things: only "b" authenticates (as bob), and only sometimes.
@@ -97,7 +99,7 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
 
     for _ in range(count):
         who = client()
-        path = rng.choice(PATHS)
+        path = rng.choice(PATHS) if rng.random() < 0.93 else rng.choice(SYSTEM)
         watch = rng.random() < 0.5 and who[0] != "c" and (path not in OWN_WATCHES or who[0] == "a")
         r = rng.random()
         if r < 0.28:

@@ -89,6 +89,17 @@ SCENARIOS = {
         ("b", rawzk.GET_EPHEMERALS, W().string("/e/k").bytes()),
         ("b", rawzk.CLOSE_SESSION, b""), ("a", SY, W().string("/").bytes()),
     ],
+    # ZooKeeper's own nodes: every read, and the writes it refuses or allows
+    "system_nodes": [
+        *[("a", op, pw(p)) for p in ("/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota")
+          for op in (G, E, GC2)],
+        *[("a", rawzk.GET_ACL, W().string(p).bytes()) for p in ("/", "/zookeeper", "/zookeeper/config")],
+        ("a", C, cr("/zookeeper/x")), ("a", C, cr("/zookeeper/config/x")), ("a", C, cr("/zookeeper/quota/x")),
+        ("a", S, sd("/zookeeper", b"x")), ("a", S, sd("/zookeeper/config", b"x")), ("a", S, sd("/", b"r")),
+        ("a", D, dl("/zookeeper/quota")), ("a", D, dl("/zookeeper/config")), ("a", D, dl("/zookeeper")),
+        ("a", rawzk.SET_ACL, W().string("/zookeeper/quota").acls(rawzk.OPEN_ACL).int(-1).bytes()),
+        ("a", rawzk.GET_ALL_CHILDREN_NUMBER, W().string("/").bytes()), ("a", G, pw("/")), ("a", GC2, pw("/")),
+    ],
     "errors": [
         ("a", C, cr("/e", b"", 1)), ("a", C, cr("/e/c")), ("a", C, cr("/nope/c")), ("a", C, cr("/e")),
         ("a", D, dl("/")), ("a", D, dl("/zookeeper")), ("a", S, sd("/e", b"", 7)), ("a", C, cr("bad")),
