@@ -190,3 +190,29 @@ def test_who_am_i(zk_server):
         assert ids() == [("ip", "127.0.0.1")]
         assert c.auth("digest", b"frank:pw").err == 0
         assert ids() == [("digest", "frank"), ("ip", "127.0.0.1")]
+
+
+# against ZooKeeper, kazoo's connection thread dies of the mismatch: that is the point, not noise
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_auth_pipelined_behind_requests_is_answered_in_turn(zk_server, zk_client_factory, zk_root):
+    """The README's documented difference: coordcore answers an auth packet in request order, so
+    kazoo (which takes the oldest pending request to be the one answered) can pipeline add_auth
+    behind other requests. ZooKeeper 3.8 answers the auth at once, ahead of them, and kazoo's
+    connection then fails with "xids do not match"; pinned so the README cannot go stale."""
+    client = zk_client_factory()
+    creates = [client.create_async(f"{zk_root}/n{i}", b"x") for i in range(20)]
+    auth = client.add_auth_async("digest", "bob:secret")
+    outcomes = []
+    for f in creates + [auth]:
+        try:
+            f.get(timeout=10)
+            outcomes.append("ok")
+        except Exception as e:  # noqa: BLE001 - the kind of failure is what is compared
+            outcomes.append(type(e).__name__)
+    if zk_server.backend == "coordcore":
+        assert outcomes == ["ok"] * 21
+        acl = [make_digest_acl("bob", "secret", all=True)]
+        client.create(zk_root + "/bob", b"", acl=acl)  # the auth took effect
+        assert client.get(zk_root + "/bob")[0] == b""
+    else:
+        assert "ConnectionLoss" in outcomes

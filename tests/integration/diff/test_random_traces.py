@@ -87,14 +87,17 @@ def _write_subop(rng: random.Random) -> tuple[int, bytes]:
     return rawzk.CHECK, tc.ck(path, rng.choice(VERSIONS))
 
 
-def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, str]]:
-    """(client, opcode, request body, readable description) steps for one seed."""
+def random_steps(seed: int, count: int = STEPS, sticky: float = 0.0) -> list[tuple[str, int, bytes, str]]:
+    """(client, opcode, request body, readable description) steps for one seed; with ``sticky`` the
+    same client goes on with that probability (long runs of one client make pipelined batches)."""
     rng = random.Random(seed)
     steps: list[tuple[str, int, bytes, str]] = []
     generation = {"a": 0, "b": 0, "c": 0}  # a closed session's name gets a new generation: a new session
+    last = ["a"]
 
     def client() -> str:
-        base = rng.choice("abc")
+        base = last[0] if rng.random() < sticky else rng.choice("abc")
+        last[0] = base
         return base if generation[base] == 0 else f"{base}{generation[base]}"
 
     for _ in range(count):
@@ -166,6 +169,25 @@ def random_steps(seed: int, count: int = STEPS) -> list[tuple[str, int, bytes, s
     return steps
 
 
+def batches(steps, seed: int, most: int = 6) -> list[tuple[str, list[tuple[int, bytes]]]]:
+    """Consecutive steps of one client grouped into pipelined batches of 1..``most`` requests; a
+    closeSession ends its batch (the server closes the connection after answering it), and an auth
+    packet goes alone: ZooKeeper answers it at once, ahead of replies still pending, where coordcore
+    keeps the session's replies in order (see the README)."""
+    rng = random.Random(seed * 7919)
+    out: list[tuple[str, list[tuple[int, bytes]]]] = []
+    limit = 0
+    for who, op, body, _ in steps:
+        prev = out[-1][1][-1][0] if out else None
+        if (out and out[-1][0] == who and len(out[-1][1]) < limit and op != rawzk.AUTH
+                and prev not in (rawzk.CLOSE_SESSION, rawzk.AUTH)):
+            out[-1][1].append((op, body))
+        else:
+            out.append((who, [(op, body)]))
+            limit = rng.randint(1, most)
+    return out
+
+
 def server_config(seed: int) -> dict:
     """Odd seeds run with TTL nodes enabled; even ones see CREATE_TTL refused."""
     return {"extendedTypesEnabled": "true"} if seed % 2 else {}
@@ -212,6 +234,34 @@ def test_random_trace_matches_zookeeper(seed, monkeypatch):
         diff = "\n".join(list(difflib.unified_diff(expected, actual, "zookeeper", "coordcore", lineterm=""))[:60])
         listing = "\n".join(f"{i:3d} {who}: {text}" for i, (who, _, _, text) in enumerate(steps))
         pytest.fail(f"seed {seed}: coordcore's trace differs from ZooKeeper's\n{diff}\nsteps:\n{listing}")
+
+
+PIPELINED_SEEDS = range(100, 106)
+
+
+@pytest.mark.parametrize("seed", PIPELINED_SEEDS, ids=lambda s: f"pipelined_seed_{s}")
+def test_pipelined_random_trace_matches_zookeeper(seed, monkeypatch):
+    """The same, with each client sending up to six requests before reading the replies: every write
+    is validated against the ones still in flight before it (parents being created, versions about
+    to change, sequence counters, multis), and reads wait for the session's earlier writes."""
+    if not zookeeper_available():
+        pytest.fail("Apache ZooKeeper is not installed (apt-get install zookeeper); differential tests need it")
+    monkeypatch.setattr(tc, "decode", _with_fallback(tc.decode))
+    steps = random_steps(seed, sticky=0.8)
+    grouped = batches(steps, seed)
+    assert max(len(reqs) for _, reqs in grouped) > 1
+    config = server_config(seed)
+    expected = tc.run_batches("zookeeper", grouped, config)
+    actual = tc.run_batches("coordcore", grouped, config)
+    if expected != actual:
+        diff = "\n".join(list(difflib.unified_diff(expected, actual, "zookeeper", "coordcore", lineterm=""))[:60])
+        listing, i = [], 0
+        for who, reqs in grouped:
+            listing.append(f"--- batch of {len(reqs)} from {who}")
+            for _ in reqs:
+                listing.append(f"{i:3d} {steps[i][3]}")
+                i += 1
+        pytest.fail(f"seed {seed}: coordcore's trace differs from ZooKeeper's\n{diff}\nsteps:\n" + "\n".join(listing))
 
 
 def _with_fallback(original):

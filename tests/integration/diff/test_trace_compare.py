@@ -150,6 +150,14 @@ def decode(op, body):
 
 
 def run(backend: str, steps, config: dict | None = None) -> list[str]:
+    """The trace of ``steps`` -- (client, opcode, body) -- each sent once the previous one's reply is in."""
+    return run_batches(backend, [(name, [(op, body)]) for name, op, body in steps], config)
+
+
+def run_batches(backend: str, batches, config: dict | None = None) -> list[str]:
+    """Like :func:`run`, but each batch -- (client, [(opcode, body), ...]) -- is pipelined: all of its
+    requests are sent before the first reply is read (one client at a time, so the trace stays
+    deterministic). The server must validate each against the ones still in flight before it."""
     server = make_server(backend, config=config or {})
     server.start()
     clients: dict[str, rawzk.RawClient] = {}
@@ -157,25 +165,28 @@ def run(backend: str, steps, config: dict | None = None) -> list[str]:
     zxids: dict[int, int] = {}
     times: dict[int, int] = {}
     try:
-        for name, op, body in steps:
+        for name, requests in batches:
             c = clients.get(name)
             if c is None:
                 c = clients[name] = rawzk.connected(server.connect_string)
             c.log.clear()
             c.events.clear()
-            xid = c.send_request(op, body, -4 if op == rawzk.AUTH else None)  # auth has its own xid
-            reply = c.read_reply()
-            if reply is None:
-                trace.append(f"{name} op={op} -> closed")
-                continue
-            for kind, item in c.log:
-                if kind == "event":
-                    trace.append(f"{name} event type={item.type} state={item.state} path={item.path}")
-            value = decode(op, reply.body) if reply.err == 0 else None
-            trace.append(f"{name} op={op} xid_ok={reply.xid == xid} err={reply.err} "
-                         f"value={canon(value, zxids, times)!r}")
-            if op == rawzk.CLOSE_SESSION or op == 55:
-                trace.append(f"{name} closed={c.wait_closed(5)}")
+            sent = [(op, c.send_request(op, body, -4 if op == rawzk.AUTH else None))  # auth has its own xid
+                    for op, body in requests]
+            for op, xid in sent:
+                reply = c.read_reply()
+                if reply is None:
+                    trace.append(f"{name} op={op} -> closed")
+                    break
+                for kind, item in c.log:
+                    if kind == "event":
+                        trace.append(f"{name} event type={item.type} state={item.state} path={item.path}")
+                c.log.clear()
+                value = decode(op, reply.body) if reply.err == 0 else None
+                trace.append(f"{name} op={op} xid_ok={reply.xid == xid} err={reply.err} "
+                             f"value={canon(value, zxids, times)!r}")
+                if op == rawzk.CLOSE_SESSION or op == 55:
+                    trace.append(f"{name} closed={c.wait_closed(5)}")
         for name, c in clients.items():  # late events
             c.events.clear()
             while True:
