@@ -45,7 +45,7 @@ class Node:
             self.committed = DataTree()
         self.pending = PendingTree(self.committed)
         self.preparer = Preparer(self.pending, extended_types)
-        self.watches = WatchManager()
+        self.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ))
         self.on_session_closed = None  # callback(session_id) set by the runtime
         self.recovered_txns = 0
         for zxid, data in state.txns:

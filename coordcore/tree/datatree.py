@@ -17,7 +17,9 @@ READ_ACL = ((PERM_READ, "world", "anyone"),)
 
 SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
 
-# watch trigger kinds appended to DataTree.events: (kind, path)
+# watch trigger kinds appended to DataTree.events: (kind, path, acl, parent_acl). The ACLs (None when
+# open to everyone) are the event node's and its parent's at that moment: a watcher without READ on a
+# node is not told about it (ZooKeeper's fix for CVE-2024-23944).
 EV_CREATED, EV_DELETED, EV_CHANGED = 1, 2, 3
 
 
@@ -76,6 +78,11 @@ def remove_child(node: ZNode, path: str) -> None:
 
 
 _acl_cache: dict = {OPEN_ACL: OPEN_ACL}
+
+
+def _guarded(acl):
+    """The ACL a watch event must be checked against, or None when anyone may read."""
+    return None if acl is OPEN_ACL else acl
 
 
 def intern_acl(acl) -> tuple:
@@ -151,7 +158,7 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
-            self.events.append((EV_CHANGED, b[0]))
+            self.events.append((EV_CHANGED, b[0], _guarded(node.acl), None))
             return node.stat_bytes()
         if t == T.T_SET_ACL:
             node = self.nodes[b[0]]
@@ -184,7 +191,7 @@ class DataTree:
         if kind != T.K_PERSISTENT:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
-        self.events.append((EV_CREATED, path))
+        self.events.append((EV_CREATED, path, _guarded(node.acl), _guarded(parent.acl)))
         return node.stat_bytes()
 
     def _delete(self, path, zxid):
@@ -197,7 +204,7 @@ class DataTree:
             parent.pzxid = zxid
         self._unindex(path, node)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
-        self.events.append((EV_DELETED, path))
+        self.events.append((EV_DELETED, path, _guarded(node.acl), _guarded(parent.acl)))
         return None
 
     def index(self, path, node):

@@ -17,8 +17,11 @@ NODE_CREATED, NODE_DELETED, NODE_DATA_CHANGED, NODE_CHILDREN_CHANGED = 1, 2, 3, 
 
 
 class WatchManager:
-    def __init__(self):
+    def __init__(self, readable=None):
         self.tables: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
+        # readable(watcher, acl) -> bool: may this watcher READ a node with this ACL? A watcher that
+        # may not is not notified about the node (a watch it set earlier is used up all the same).
+        self.readable = readable
 
     def add(self, kind: int, path: str, watcher) -> None:
         self.tables[kind].setdefault(path, set()).add(watcher)
@@ -74,39 +77,38 @@ class WatchManager:
         data, child, persistent, recursive = self.tables
         if not (data or child or persistent or recursive):
             return
-        for ev, path in events:
+        deliver = self._deliver
+        for ev, path, acl, parent_acl in events:
             if ev == EV_CHANGED:
-                self._deliver(NODE_DATA_CHANGED, path, self._take(DATA, path), persistent.get(path),
-                              self._recursive_watchers(path))
+                deliver(NODE_DATA_CHANGED, path, acl, self._take(DATA, path), persistent.get(path),
+                        self._recursive_watchers(path))
             elif ev == EV_CREATED:
-                self._deliver(NODE_CREATED, path, self._take(DATA, path), persistent.get(path),
-                              self._recursive_watchers(path))
+                deliver(NODE_CREATED, path, acl, self._take(DATA, path), persistent.get(path),
+                        self._recursive_watchers(path))
                 parent = split(path)[0]
-                self._deliver(NODE_CHILDREN_CHANGED, parent, self._take(CHILD, parent), persistent.get(parent), ())
+                deliver(NODE_CHILDREN_CHANGED, parent, parent_acl, self._take(CHILD, parent), persistent.get(parent),
+                        ())
             elif ev == EV_DELETED:
                 # one NodeDeleted per watcher, whether it watched data, children or both
-                seen = set()
-                for group in (self._take(DATA, path), self._take(CHILD, path), persistent.get(path),
-                              self._recursive_watchers(path)):
-                    if group:
-                        for w in list(group):
-                            if w not in seen:
-                                seen.add(w)
-                                w.notify(NODE_DELETED, path)
+                deliver(NODE_DELETED, path, acl, self._take(DATA, path), self._take(CHILD, path),
+                        persistent.get(path), self._recursive_watchers(path))
                 parent = split(path)[0]
-                self._deliver(NODE_CHILDREN_CHANGED, parent, self._take(CHILD, parent), persistent.get(parent), ())
+                deliver(NODE_CHILDREN_CHANGED, parent, parent_acl, self._take(CHILD, parent), persistent.get(parent),
+                        ())
 
-    @staticmethod
-    def _deliver(etype, path, oneshot, persistent, recursive) -> None:
-        if not oneshot and not persistent and not recursive:
+    def _deliver(self, etype, path, acl, *groups) -> None:
+        """Notify each watcher in ``groups`` once; with an ``acl``, only those allowed to READ."""
+        if not any(groups):
             return
+        readable = self.readable if acl is not None else None
         seen = set()
-        for group in (oneshot, persistent, recursive):
+        for group in groups:
             if group:
                 for w in list(group):
                     if w not in seen:
                         seen.add(w)
-                        w.notify(etype, path)
+                        if readable is None or readable(w, acl):
+                            w.notify(etype, path)
 
     def summary(self) -> tuple[int, int, int]:
         """(connections watching, paths watched, total watches) as `wchs` reports them."""

@@ -1,4 +1,4 @@
-"""WatchManager: which watcher gets which event, how often (reference section 13)."""
+"""WatchManager: which watcher gets which event, how often."""
 from __future__ import annotations
 
 import pytest
@@ -23,17 +23,17 @@ def wm():
 
 
 @pytest.mark.parametrize("kind, watched, events, expected", [
-    (DATA, "/a", [(EV_CHANGED, "/a")], [(NODE_DATA_CHANGED, "/a")]),
-    (DATA, "/a", [(EV_CREATED, "/a")], [(NODE_CREATED, "/a")]),      # exists() watch on a missing node
-    (DATA, "/a", [(EV_DELETED, "/a")], [(NODE_DELETED, "/a")]),
-    (DATA, "/a", [(EV_CREATED, "/a/b")], []),                         # a data watch ignores children
-    (DATA, "/a", [(EV_CHANGED, "/b")], []),
-    (CHILD, "/a", [(EV_CREATED, "/a/b")], [(NODE_CHILDREN_CHANGED, "/a")]),
-    (CHILD, "/a", [(EV_DELETED, "/a/b")], [(NODE_CHILDREN_CHANGED, "/a")]),
-    (CHILD, "/a", [(EV_CHANGED, "/a")], []),                          # a child watch ignores data
-    (CHILD, "/a", [(EV_DELETED, "/a")], [(NODE_DELETED, "/a")]),
-    (CHILD, "/", [(EV_CREATED, "/x")], [(NODE_CHILDREN_CHANGED, "/")]),
-    (CHILD, "/a", [(EV_CREATED, "/a/b/c")], []),                      # grandchildren do not count
+    (DATA, "/a", [(EV_CHANGED, "/a", None, None)], [(NODE_DATA_CHANGED, "/a")]),
+    (DATA, "/a", [(EV_CREATED, "/a", None, None)], [(NODE_CREATED, "/a")]),      # exists() watch on a missing node
+    (DATA, "/a", [(EV_DELETED, "/a", None, None)], [(NODE_DELETED, "/a")]),
+    (DATA, "/a", [(EV_CREATED, "/a/b", None, None)], []),                         # a data watch ignores children
+    (DATA, "/a", [(EV_CHANGED, "/b", None, None)], []),
+    (CHILD, "/a", [(EV_CREATED, "/a/b", None, None)], [(NODE_CHILDREN_CHANGED, "/a")]),
+    (CHILD, "/a", [(EV_DELETED, "/a/b", None, None)], [(NODE_CHILDREN_CHANGED, "/a")]),
+    (CHILD, "/a", [(EV_CHANGED, "/a", None, None)], []),                          # a child watch ignores data
+    (CHILD, "/a", [(EV_DELETED, "/a", None, None)], [(NODE_DELETED, "/a")]),
+    (CHILD, "/", [(EV_CREATED, "/x", None, None)], [(NODE_CHILDREN_CHANGED, "/")]),
+    (CHILD, "/a", [(EV_CREATED, "/a/b/c", None, None)], []),                      # grandchildren do not count
 ])
 def test_standard_watch_triggers(wm, kind, watched, events, expected):
     w = Watcher()
@@ -43,8 +43,8 @@ def test_standard_watch_triggers(wm, kind, watched, events, expected):
 
 
 @pytest.mark.parametrize("kind, event", [
-    (DATA, (EV_CHANGED, "/a")),
-    (CHILD, (EV_CREATED, "/a/b")),
+    (DATA, (EV_CHANGED, "/a", None, None)),
+    (CHILD, (EV_CREATED, "/a/b", None, None)),
 ])
 def test_standard_watches_fire_once(wm, kind, event):
     w = Watcher()
@@ -60,7 +60,7 @@ def test_same_watch_registered_twice_fires_once(wm):
     w = Watcher()
     wm.add(DATA, "/a", w)
     wm.add(DATA, "/a", w)
-    wm.fire([(EV_CHANGED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None)])
     assert w.calls == [(NODE_DATA_CHANGED, "/a")]
 
 
@@ -68,7 +68,7 @@ def test_every_watcher_is_notified(wm):
     ws = [Watcher() for _ in range(3)]
     for w in ws:
         wm.add(DATA, "/a", w)
-    wm.fire([(EV_CHANGED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None)])
     assert all(w.calls == [(NODE_DATA_CHANGED, "/a")] for w in ws)
 
 
@@ -78,7 +78,7 @@ def test_one_node_deleted_per_watcher_for_data_and_child_watches(wm):
     wm.add(CHILD, "/a", both)
     wm.add(DATA, "/a", data_only)
     wm.add(CHILD, "/a", child_only)
-    wm.fire([(EV_DELETED, "/a")])
+    wm.fire([(EV_DELETED, "/a", None, None)])
     for w in (both, data_only, child_only):
         assert w.calls == [(NODE_DELETED, "/a")]
         assert not w.watches
@@ -89,7 +89,7 @@ def test_delete_also_fires_the_parents_child_watch(wm):
     w = Watcher()
     wm.add(DATA, "/p/c", w)
     wm.add(CHILD, "/p", w)
-    wm.fire([(EV_DELETED, "/p/c")])
+    wm.fire([(EV_DELETED, "/p/c", None, None)])
     assert w.calls == [(NODE_DELETED, "/p/c"), (NODE_CHILDREN_CHANGED, "/p")]
 
 
@@ -98,16 +98,16 @@ def test_events_are_delivered_in_txn_order(wm):
     wm.add(CHILD, "/p", w)
     wm.add(DATA, "/p/a", w)
     wm.add(DATA, "/p", w)
-    wm.fire([(EV_CREATED, "/p/a"), (EV_CHANGED, "/p")])
+    wm.fire([(EV_CREATED, "/p/a", None, None), (EV_CHANGED, "/p", None, None)])
     assert w.calls == [(NODE_CREATED, "/p/a"), (NODE_CHILDREN_CHANGED, "/p"), (NODE_DATA_CHANGED, "/p")]
 
 
 def test_persistent_watch_fires_every_time(wm):
     w = Watcher()
     wm.add(PERSISTENT, "/a", w)
-    events = [(EV_CREATED, "/a"), (EV_CHANGED, "/a"), (EV_CHANGED, "/a"), (EV_CREATED, "/a/kid"),
-              (EV_DELETED, "/a/kid"), (EV_CREATED, "/a/kid/grandkid"), (EV_CHANGED, "/a/kid"),
-              (EV_DELETED, "/a"), (EV_CREATED, "/a")]
+    events = [(EV_CREATED, "/a", None, None), (EV_CHANGED, "/a", None, None), (EV_CHANGED, "/a", None, None), (EV_CREATED, "/a/kid", None, None),
+              (EV_DELETED, "/a/kid", None, None), (EV_CREATED, "/a/kid/grandkid", None, None), (EV_CHANGED, "/a/kid", None, None),
+              (EV_DELETED, "/a", None, None), (EV_CREATED, "/a", None, None)]
     wm.fire(events)
     assert w.calls == [(NODE_CREATED, "/a"), (NODE_DATA_CHANGED, "/a"), (NODE_DATA_CHANGED, "/a"),
                        (NODE_CHILDREN_CHANGED, "/a"), (NODE_CHILDREN_CHANGED, "/a"),
@@ -118,9 +118,9 @@ def test_persistent_watch_fires_every_time(wm):
 def test_recursive_watch_fires_for_descendants_and_never_children_changed(wm):
     w = Watcher()
     wm.add(RECURSIVE, "/a", w)
-    events = [(EV_CREATED, "/a"), (EV_CREATED, "/a/b"), (EV_CREATED, "/a/b/c"), (EV_CHANGED, "/a/b/c"),
-              (EV_DELETED, "/a/b/c"), (EV_CHANGED, "/a"), (EV_CREATED, "/ab"), (EV_CHANGED, "/other"),
-              (EV_DELETED, "/a/b")]
+    events = [(EV_CREATED, "/a", None, None), (EV_CREATED, "/a/b", None, None), (EV_CREATED, "/a/b/c", None, None), (EV_CHANGED, "/a/b/c", None, None),
+              (EV_DELETED, "/a/b/c", None, None), (EV_CHANGED, "/a", None, None), (EV_CREATED, "/ab", None, None), (EV_CHANGED, "/other", None, None),
+              (EV_DELETED, "/a/b", None, None)]
     wm.fire(events)
     assert w.calls == [(NODE_CREATED, "/a"), (NODE_CREATED, "/a/b"), (NODE_CREATED, "/a/b/c"),
                        (NODE_DATA_CHANGED, "/a/b/c"), (NODE_DELETED, "/a/b/c"), (NODE_DATA_CHANGED, "/a"),
@@ -132,7 +132,7 @@ def test_recursive_watch_fires_for_descendants_and_never_children_changed(wm):
 def test_recursive_watch_on_root_sees_everything(wm):
     w = Watcher()
     wm.add(RECURSIVE, "/", w)
-    wm.fire([(EV_CREATED, "/x"), (EV_CHANGED, "/x/y/z")])
+    wm.fire([(EV_CREATED, "/x", None, None), (EV_CHANGED, "/x/y/z", None, None)])
     assert w.calls == [(NODE_CREATED, "/x"), (NODE_DATA_CHANGED, "/x/y/z")]
 
 
@@ -141,12 +141,12 @@ def test_standard_and_persistent_on_one_watcher_notify_once_per_event(wm):
     wm.add(DATA, "/a", w)
     wm.add(PERSISTENT, "/a", w)
     wm.add(RECURSIVE, "/", w)
-    wm.fire([(EV_CHANGED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None)])
     assert w.calls == [(NODE_DATA_CHANGED, "/a")]
     # the one-shot is used up, the persistent ones stay
     assert not wm.has(DATA, "/a", w)
     assert wm.has(PERSISTENT, "/a", w) and wm.has(RECURSIVE, "/", w)
-    wm.fire([(EV_CHANGED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None)])
     assert w.calls == [(NODE_DATA_CHANGED, "/a")] * 2
 
 
@@ -156,7 +156,7 @@ def test_remove_single_watch(wm):
     wm.add(CHILD, "/a", w)
     assert wm.remove(DATA, "/a", w) is True
     assert wm.remove(DATA, "/a", w) is False
-    wm.fire([(EV_CHANGED, "/a"), (EV_CREATED, "/a/b")])
+    wm.fire([(EV_CHANGED, "/a", None, None), (EV_CREATED, "/a/b", None, None)])
     assert w.calls == [(NODE_CHILDREN_CHANGED, "/a")]
 
 
@@ -170,7 +170,7 @@ def test_remove_watcher_cleans_everything(wm):
     assert not gone.watches
     assert wm.summary() == (1, 1, 1)
     assert wm.by_path() == {"/a": {stays}}
-    wm.fire([(EV_CHANGED, "/a"), (EV_CREATED, "/a/x"), (EV_CHANGED, "/b"), (EV_DELETED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None), (EV_CREATED, "/a/x", None, None), (EV_CHANGED, "/b", None, None), (EV_DELETED, "/a", None, None)])
     assert gone.calls == []
     assert stays.calls == [(NODE_DATA_CHANGED, "/a")]
 
@@ -180,5 +180,24 @@ def test_watches_set_tracks_registrations(wm):
     wm.add(DATA, "/a", w)
     wm.add(RECURSIVE, "/r", w)
     assert w.watches == {(DATA, "/a"), (RECURSIVE, "/r")}
-    wm.fire([(EV_CHANGED, "/a")])
+    wm.fire([(EV_CHANGED, "/a", None, None)])
     assert w.watches == {(RECURSIVE, "/r")}
+
+
+def test_events_go_only_to_watchers_that_may_read_the_node():
+    """The ACL an event carries is the changed node's (for NodeChildrenChanged, the parent's); a watcher
+    without READ on it hears nothing, and a one-shot watch it had is used up anyway (as in ZooKeeper)."""
+    secret, open_ = ("secret",), None
+    wm = WatchManager(readable=lambda w, acl: w.may_read)
+    reader, outsider = Watcher(), Watcher()
+    reader.may_read, outsider.may_read = True, False
+    for w in (reader, outsider):
+        wm.add(DATA, "/n", w)
+        wm.add(CHILD, "/p", w)
+        wm.add(RECURSIVE, "/r", w)
+    wm.fire([(EV_CHANGED, "/n", secret, None), (EV_CREATED, "/p/c", open_, secret),
+             (EV_CREATED, "/r/x", secret, open_), (EV_CREATED, "/r/y", open_, open_)])
+    assert reader.calls == [(NODE_DATA_CHANGED, "/n"), (NODE_CHILDREN_CHANGED, "/p"), (NODE_CREATED, "/r/x"),
+                            (NODE_CREATED, "/r/y")]
+    assert outsider.calls == [(NODE_CREATED, "/r/y")]
+    assert not wm.has(DATA, "/n", outsider) and not wm.has(CHILD, "/p", outsider)  # used up
