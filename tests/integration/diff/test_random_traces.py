@@ -158,6 +158,18 @@ def random_steps(seed: int, count: int = STEPS, sticky: float = 0.0) -> list[tup
             steps.append((who, op, W().string(path).int(wtype).bytes(), f"watches op={op} {path} type={wtype}"))
         elif r < 0.97:
             steps.append((who, tc.SY, W().string(path).bytes(), f"sync {path}"))
+        elif r < 0.975:
+            # drop the connection and come back to the same session, re-registering some watches (as
+            # the one-shot ones a client still holds would be; persistent ones only from "c")
+            plain = [p for p in PATHS if p not in OWN_WATCHES]
+            pick = lambda: rng.sample(plain, rng.randint(0, 3))  # noqa: E731
+            if who[0] == "c":
+                pers = pick()
+                lists = dict(persistent=[p for p in pers if PATHS.index(p) % 2 == 0],
+                             recursive=[p for p in pers if PATHS.index(p) % 2 == 1])
+            else:
+                lists = dict(data=pick(), exist=pick(), child=pick())
+            steps.append((who, tc.RECONNECT, tc.reconnect_body(**lists), f"reconnect, setWatches {lists}"))
         elif r < 0.98:
             who = "b" if generation["b"] == 0 else f"b{generation['b']}"
             body = W().int(0).string("digest").buffer(b"bob:secret").bytes()
@@ -179,8 +191,9 @@ def batches(steps, seed: int, most: int = 6) -> list[tuple[str, list[tuple[int, 
     limit = 0
     for who, op, body, _ in steps:
         prev = out[-1][1][-1][0] if out else None
-        if (out and out[-1][0] == who and len(out[-1][1]) < limit and op != rawzk.AUTH
-                and prev not in (rawzk.CLOSE_SESSION, rawzk.AUTH)):
+        alone = (rawzk.AUTH, tc.RECONNECT)
+        if (out and out[-1][0] == who and len(out[-1][1]) < limit and op not in alone
+                and prev not in (rawzk.CLOSE_SESSION, *alone)):
             out[-1][1].append((op, body))
         else:
             out.append((who, [(op, body)]))
@@ -217,7 +230,8 @@ def test_generator_is_seeded_and_varied():
     ops = {op for seed in SEEDS for _, op, _, _ in random_steps(seed)}
     assert {tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER, tc.D, tc.S, tc.G, tc.E, tc.GC, tc.GC2, rawzk.MULTI,
             rawzk.MULTI_READ, rawzk.CREATE_TTL, rawzk.SET_ACL, rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER,
-            rawzk.ADD_WATCH, rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH} <= ops
+            rawzk.ADD_WATCH, rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH,
+            tc.RECONNECT} <= ops
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")

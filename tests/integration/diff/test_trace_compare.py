@@ -174,6 +174,35 @@ def decode(op, body):
     return body
 
 
+# A pseudo-opcode for traces: drop the client's TCP connection (no closeSession), reconnect to the same
+# session with its last seen zxid, and send setWatches2 for the watch lists in the body (data, exist,
+# child, persistent, recursive), relative to that zxid -- what every client does after a disconnect.
+RECONNECT = -100
+
+
+def reconnect_body(data=(), exist=(), child=(), persistent=(), recursive=()) -> bytes:
+    return W().strings(list(data)).strings(list(exist)).strings(list(child)).strings(list(persistent)) \
+        .strings(list(recursive)).bytes()
+
+
+def _reconnect(server, old: rawzk.RawClient, body: bytes) -> tuple[rawzk.RawClient, list[str]]:
+    sess, last = old.session, old.last_zxid
+    old.close()
+    c = rawzk.RawClient(server.connect_string)
+    resp = c.handshake(session_id=sess.session_id, passwd=sess.passwd, last_zxid=last)
+    out = [f"reconnected same_session={resp is not None and resp.session_id == sess.session_id}"]
+    c.xid, c.last_zxid = old.xid, last
+    r = rawzk.Reader(body)
+    lists = [r.strings() for _ in range(5)]
+    reply = c.set_watches(last, *lists[:3], persistent=lists[3], recursive=lists[4])
+    for kind, item in c.log:
+        if kind == "event":
+            out.append(f"event type={item.type} state={item.state} path={item.path}")
+    c.log.clear()
+    out.append(f"setWatches err={reply.err}")
+    return c, out
+
+
 def run(backend: str, steps, config: dict | None = None) -> list[str]:
     """The trace of ``steps`` -- (client, opcode, body) -- each sent once the previous one's reply is in."""
     return run_batches(backend, [(name, [(op, body)]) for name, op, body in steps], config)
@@ -196,6 +225,11 @@ def run_batches(backend: str, batches, config: dict | None = None) -> list[str]:
                 c = clients[name] = rawzk.connected(server.connect_string)
             c.log.clear()
             c.events.clear()
+            if requests[0][0] == RECONNECT:
+                c, lines = _reconnect(server, c, requests[0][1])
+                clients[name] = c
+                trace.extend(f"{name} {line}" for line in lines)
+                continue
             sent = [(op, c.send_request(op, body, -4 if op == rawzk.AUTH else None))  # auth has its own xid
                     for op, body in requests]
             for op, xid in sent:
