@@ -211,9 +211,14 @@ def run(backend: str, steps, config: dict | None = None) -> list[str]:
 def run_batches(backend: str, batches, config: dict | None = None) -> list[str]:
     """Like :func:`run`, but each batch -- (client, [(opcode, body), ...]) -- is pipelined: all of its
     requests are sent before the first reply is read (one client at a time, so the trace stays
-    deterministic). The server must validate each against the ones still in flight before it."""
-    server = make_server(backend, config=config or {})
-    server.start()
+    deterministic). The server must validate each against the ones still in flight before it.
+
+    ``backend`` may also be a started server handle, which is then left running (its clients'
+    connections are dropped at the end, their sessions not closed)."""
+    own = isinstance(backend, str)
+    server = make_server(backend, config=config or {}) if own else backend
+    if own:
+        server.start()
     clients: dict[str, rawzk.RawClient] = {}
     trace: list[str] = []
     zxids: dict[int, int] = {}
@@ -259,7 +264,8 @@ def run_batches(backend: str, batches, config: dict | None = None) -> list[str]:
     finally:
         for c in clients.values():
             c.close()
-        server.close()
+        if own:
+            server.close()
     return trace
 
 
