@@ -162,7 +162,7 @@ class Node:
         node = self.committed.nodes.get(path or "/")  # ZooKeeper maps "" to the root
         if node is None:
             return Err.NONODE, None
-        if not A.check(node.acl, conn.auth, perm):
+        if not A.check(node.meta[0], conn.auth, perm):
             return Err.NOAUTH, None
         return 0, node
 

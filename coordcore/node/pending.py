@@ -90,7 +90,8 @@ class PendingTree:
             if undo is not None:
                 undo.append((path, None))
             n: ZNode = self.tree.nodes[path]
-            c = Change(zxid, True, n.acl, n.version, n.aversion, n.cseq, n.kind, n.owner, len(n.children))
+            acl, aversion, owner, kind, _ = n.meta
+            c = Change(zxid, True, acl, n.version, aversion, n.cseq, kind, owner, len(n.children))
         self.changes[path] = c
         self._touched.append((zxid, path))
         return c

@@ -24,21 +24,34 @@ EV_CREATED, EV_DELETED, EV_CHANGED = 1, 2, 3
 
 
 class ZNode:
-    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cseq", "aversion",
-                 "owner", "pzxid", "children", "kind", "ttl")
+    """One znode. The fields that rarely differ between nodes -- ACL, ACL version, ephemeral owner, kind,
+    TTL -- live together in one shared tuple (``meta``), so a node spends one slot on them instead of
+    five: 32 bytes less per node, about 7% of a small znode's memory."""
+
+    __slots__ = ("data", "meta", "czxid", "mzxid", "ctime", "mtime", "version", "cseq", "pzxid", "children")
 
     def __init__(self, data, acl, zxid, time, owner=0, kind=T.K_PERSISTENT, ttl=-1):
         self.data = data
-        self.acl = acl
+        if acl is OPEN_ACL and not owner and kind == T.K_PERSISTENT and ttl == -1:
+            self.meta = _OPEN_PERSISTENT  # the common case, without the cache lookup
+        else:
+            self.meta = node_meta(acl, 0, owner, kind, ttl)
         self.czxid = self.mzxid = self.pzxid = zxid
         self.ctime = self.mtime = time
-        self.version = self.cseq = self.aversion = 0
-        self.owner = owner
+        self.version = self.cseq = 0
         # The children's full paths -- the very str objects that key DataTree.nodes, so a child costs
         # its set slot only.  A leaf shares one empty frozenset; a set is made on the first child.
         self.children = NO_CHILDREN
-        self.kind = kind
-        self.ttl = ttl
+
+    acl = property(lambda self: self.meta[0])
+    aversion = property(lambda self: self.meta[1])
+    owner = property(lambda self: self.meta[2])
+    kind = property(lambda self: self.meta[3])
+    ttl = property(lambda self: self.meta[4])
+
+    def set_acl(self, acl, aversion) -> None:
+        _, _, owner, kind, ttl = self.meta
+        self.meta = node_meta(acl, aversion, owner, kind, ttl)
 
     def stat_tuple(self):
         return STAT.unpack(self.stat_bytes())
@@ -50,13 +63,15 @@ class ZNode:
         if not -0x80000000 <= cversion <= 0x7FFFFFFF:
             cversion = int32(cversion)
         data = self.data
-        return STAT.pack(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, cversion, self.aversion,
-                         self.owner, len(data) if data is not None else 0, n, self.pzxid)
+        meta = self.meta
+        return STAT.pack(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, cversion, meta[1],
+                         meta[2], len(data) if data is not None else 0, n, self.pzxid)
 
     def snap_fields(self):
         """Everything a snapshot records of this node (children are implied by the paths)."""
-        return (self.data, self.acl, self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cseq,
-                self.aversion, self.owner, self.pzxid, self.kind, self.ttl)
+        acl, aversion, owner, kind, ttl = self.meta
+        return (self.data, acl, self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cseq,
+                aversion, owner, self.pzxid, kind, ttl)
 
 
 NO_CHILDREN = frozenset()
@@ -78,6 +93,27 @@ def remove_child(node: ZNode, path: str) -> None:
 
 
 _acl_cache: dict = {OPEN_ACL: OPEN_ACL}
+
+
+_OPEN_PERSISTENT = (OPEN_ACL, 0, 0, T.K_PERSISTENT, -1)
+_meta_cache: dict = {(id(OPEN_ACL), 0, 0, T.K_PERSISTENT, -1): _OPEN_PERSISTENT}
+
+
+def node_meta(acl, aversion, owner, kind, ttl) -> tuple:
+    """The shared (acl, aversion, owner, kind, ttl) tuple; ``acl`` must be interned (see intern_acl).
+
+    Keyed by the ACL's identity, so a lookup hashes five small values, not the ACL. The cache holds
+    one entry per ephemeral-owning session and per distinct ACL/kind/TTL mix; it is dropped when it
+    grows large (nodes keep their tuples; new nodes just stop sharing with old ones).
+    """
+    key = (id(acl), aversion, owner, kind, ttl)
+    meta = _meta_cache.get(key)
+    if meta is None or meta[0] is not acl:
+        if len(_meta_cache) >= 65536:
+            _meta_cache.clear()
+            _meta_cache[(id(OPEN_ACL), 0, 0, T.K_PERSISTENT, -1)] = _OPEN_PERSISTENT
+        meta = _meta_cache[key] = (acl, aversion, owner, kind, ttl)
+    return meta
 
 
 def _guarded(acl):
@@ -103,7 +139,7 @@ class DataTree:
         zk = ZNode(b"", OPEN_ACL, 0, 0)
         quota = ZNode(b"", OPEN_ACL, 0, 0)
         config = ZNode(b"", READ_ACL, 0, 0)
-        config.aversion = -1
+        config.set_acl(READ_ACL, -1)
         self.nodes: dict[str, ZNode] = {"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
                                         "/zookeeper/config": config}
         add_child(root, "/zookeeper")
@@ -158,14 +194,13 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
-            self.events.append((EV_CHANGED, b[0], _guarded(node.acl), None))
+            self.events.append((EV_CHANGED, b[0], _guarded(node.meta[0]), None))
             return node.stat_bytes()
         if t == T.T_SET_ACL:
             node = self.nodes[b[0]]
             if self.preserved is not None and node not in self.preserved:
                 self.preserved[node] = node.snap_fields()
-            node.acl = intern_acl(b[1])
-            node.aversion = b[2]
+            node.set_acl(intern_acl(b[1]), b[2])
             return node.stat_bytes()
         if t == T.T_MULTI:
             return [(st, self.apply_op(st, sb, zxid, time, session_id)) for st, sb in b[0]]
@@ -191,7 +226,7 @@ class DataTree:
         if kind != T.K_PERSISTENT:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
-        self.events.append((EV_CREATED, path, _guarded(node.acl), _guarded(parent.acl)))
+        self.events.append((EV_CREATED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
         return node.stat_bytes()
 
     def _delete(self, path, zxid):
@@ -204,7 +239,7 @@ class DataTree:
             parent.pzxid = zxid
         self._unindex(path, node)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
-        self.events.append((EV_DELETED, path, _guarded(node.acl), _guarded(parent.acl)))
+        self.events.append((EV_DELETED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
         return None
 
     def index(self, path, node):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from coordcore.tree import txn as T
-from coordcore.tree.datatree import NO_CHILDREN, DataTree, ZNode, add_child, intern_acl
+from coordcore.tree.datatree import NO_CHILDREN, DataTree, ZNode, add_child, intern_acl, node_meta
 from coordcore.wire.jute import I32, Reader, Writer
 
 FORMAT_VERSION = 2
@@ -115,9 +115,9 @@ def decode(data: bytes) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
         (ai, czxid, mzxid, ctime, mtime, ver, cseq, aver, owner, pzxid, kind, ttl) = unpack(data, r.pos)
         r.pos += size
         n = new(ZNode)
-        n.data, n.acl, n.children = data_, acls[ai], NO_CHILDREN
+        n.data, n.meta, n.children = data_, node_meta(acls[ai], aver, owner, kind, ttl), NO_CHILDREN
         n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid = czxid, mzxid, ctime, mtime, pzxid
-        n.version, n.cseq, n.aversion, n.owner, n.kind, n.ttl = ver, cseq, aver, owner, kind, ttl
+        n.version, n.cseq = ver, cseq
         nodes[path] = n
     data_size = 0
     for path, n in nodes.items():
