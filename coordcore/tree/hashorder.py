@@ -15,7 +15,8 @@ second order:
 
 The original's capacity is derived from the current count; it is larger in ZooKeeper when the
 session once held more ephemerals than now (the table never shrinks), which can reorder entries that
-share a bucket of the copy. Up to 12 ephemerals that history cannot matter. Pure: no I/O, no clock.
+share a bucket of the copy. For a session that never held more than 12 at once the order is exact.
+Pure: no I/O, no clock.
 """
 from __future__ import annotations
 
