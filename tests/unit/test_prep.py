@@ -454,3 +454,16 @@ def test_pending_delete_of_ephemeral_is_not_listed_by_close(h):
     h.commit(gone)
     h.commit(close)
     assert not {"/e1", "/e2"} & set(h.node.committed.nodes)
+
+
+def test_write_behind_a_pending_set_acl_is_judged_by_the_new_acl(h):
+    """A setData prepared while a setACL on the same node is still in flight sees the new ACL: the two
+    are ordered, so the write comes after the change. (ZooKeeper's prep keeps the old ACL until the
+    setACL commits, so its answer there depends on timing; the README notes the difference.)"""
+    h.create("/acl", b"")
+    narrowing = h.prep(P.SET_ACL, P.SetACL("/acl", list(READ_ONLY), -1))
+    blocked = h.prep(P.SET_DATA, P.SetData("/acl", b"x", 7))
+    assert blocked.type == T.T_ERROR and blocked.body == (Err.NOAUTH,)  # NoAuth before BadVersion
+    h.commit(narrowing)
+    h.commit(blocked)
+    assert h.node.committed.nodes["/acl"].data == b""

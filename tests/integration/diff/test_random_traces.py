@@ -183,9 +183,11 @@ def random_steps(seed: int, count: int = STEPS, sticky: float = 0.0) -> list[tup
 
 def batches(steps, seed: int, most: int = 6) -> list[tuple[str, list[tuple[int, bytes]]]]:
     """Consecutive steps of one client grouped into pipelined batches of 1..``most`` requests; a
-    closeSession ends its batch (the server closes the connection after answering it), and an auth
-    packet goes alone: ZooKeeper answers it at once, ahead of replies still pending, where coordcore
-    keeps the session's replies in order (see the README)."""
+    closeSession ends its batch (the server closes the connection after answering it), and so does a
+    setACL (ZooKeeper judges requests pipelined behind it by the old ACL until it commits, so its answer
+    depends on timing; coordcore uses the new one). An auth packet goes alone: ZooKeeper answers it at
+    once, ahead of replies still pending, where coordcore keeps the session's replies in order (see the
+    README)."""
     rng = random.Random(seed * 7919)
     out: list[tuple[str, list[tuple[int, bytes]]]] = []
     limit = 0
@@ -193,7 +195,7 @@ def batches(steps, seed: int, most: int = 6) -> list[tuple[str, list[tuple[int, 
         prev = out[-1][1][-1][0] if out else None
         alone = (rawzk.AUTH, tc.RECONNECT)
         if (out and out[-1][0] == who and len(out[-1][1]) < limit and op not in alone
-                and prev not in (rawzk.CLOSE_SESSION, *alone)):
+                and prev not in (rawzk.CLOSE_SESSION, rawzk.SET_ACL, *alone)):
             out[-1][1].append((op, body))
         else:
             out.append((who, [(op, body)]))
