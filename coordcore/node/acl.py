@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 
 from coordcore.errors import ApiError, Err
+from coordcore.tree.hashorder import id_set_order
 from coordcore.wire.jute import OPEN_ACL, is_open_acl
 
 PERM_READ, PERM_WRITE, PERM_CREATE, PERM_DELETE, PERM_ADMIN = 1, 2, 4, 8, 16
@@ -55,6 +56,10 @@ class AuthInfo:
             self.ids.append((scheme, ident))
         if scheme == "super":
             self.is_super = True
+
+    def ordered(self) -> list[tuple[str, str]]:
+        """The ids in the order ZooKeeper lists a connection's ids (its hash-set order)."""
+        return id_set_order(self.ids)
 
 
 def authenticate(auth: AuthInfo, scheme: str, credentials: bytes, client_ip: str, super_digest: str | None) -> bool:
@@ -111,7 +116,7 @@ def fixup(acl, auth: AuthInfo) -> list:
             put((perms, scheme, ident))
         elif scheme == "auth":
             ok = False
-            for s, i in auth.ids:
+            for s, i in auth.ordered():
                 if s == "digest":
                     put((perms, s, i))
                     ok = True

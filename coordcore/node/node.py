@@ -225,7 +225,7 @@ class Node:
 
     def _who_am_i(self, req, conn):
         w = Writer()
-        ids = conn.auth.ids
+        ids = conn.auth.ordered()  # ZooKeeper's hash-set order, not the order they were added
         w.int(len(ids))
         for scheme, ident in ids:
             user = ident.split(":", 1)[0] if scheme == "digest" else ident

@@ -1,4 +1,4 @@
-"""The order in which ZooKeeper walks a session's ephemeral paths.
+"""The orders in which ZooKeeper walks its hash sets: a session's ephemerals, a connection's ids.
 
 ZooKeeper keeps each session's ephemerals in a ``java.util.HashSet<String>`` and, on closeSession
 (or expiry) and getEphemerals, walks a copy of it. So the NodeDeleted events of a closing session
@@ -69,3 +69,27 @@ def hash_set_order(committed: list[tuple[str, int]], added: list[tuple[str, int]
         keyed.append((h & (copy_cap - 1), 1, 0, czxid, path))
     keyed.sort()
     return [k[4] for k in keyed]
+
+
+def _int32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= 1 << 31 else x
+
+
+def java_id_hash(scheme: str, ident: str) -> int:
+    """``hashCode()`` of a jute ``Id(scheme, id)`` record, as an unsigned 32-bit value."""
+    result = _int32(37 * 17 + _int32(java_string_hash(scheme)))
+    return _int32(37 * result + _int32(java_string_hash(ident))) & 0xFFFFFFFF
+
+
+def id_set_order(ids: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A connection's authenticated ids in the order ZooKeeper lists them (whoAmI, the ``auth`` ACL
+    scheme): it keeps them in a hash set (a ConcurrentHashMap's key set, table of 16), so the order is
+    by bucket, and by the order they were added inside one. ``ids`` are in the order added -- the ip id
+    first, at connect. Exact below 12 ids (beyond that the table grows and its re-bucketing is not
+    modelled)."""
+    cap = 16
+    while len(ids) >= cap - (cap >> 2):
+        cap <<= 1
+    keyed = sorted((_spread(java_id_hash(s, i)) & (cap - 1), n) for n, (s, i) in enumerate(ids))
+    return [ids[n] for _, n in keyed]

@@ -42,3 +42,16 @@ def test_order_is_a_permutation_and_does_not_depend_on_input_order():
         out = hash_set_order(entries)
         assert sorted(out) == sorted(p for p, _ in entries)
         assert hash_set_order(shuffled) == out
+
+
+def test_ids_in_the_order_zookeeper_lists_them():
+    # a connection from 127.0.0.1 that authenticated as bob, dave, alice, erin (password "pw"), in that
+    # order: ZooKeeper 3.8's whoAmI listed them like this
+    from coordcore.node.acl import AuthInfo, digest_id
+
+    auth = AuthInfo("127.0.0.1")
+    for user in ("bob", "dave", "alice", "erin"):
+        auth.add("digest", digest_id(user + ":pw"))
+    assert [(s, i.split(":")[0]) for s, i in auth.ordered()] == [
+        ("digest", "bob"), ("digest", "erin"), ("digest", "dave"), ("ip", "127.0.0.1"), ("digest", "alice")]
+    assert auth.ids[0] == ("ip", "127.0.0.1")  # kept in the order added; only listing reorders

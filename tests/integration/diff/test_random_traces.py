@@ -47,6 +47,10 @@ OWN_WATCHES = ["/r/w", "/r/w/v"]
 PATHS = ["/r", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/e", "/r/e/k", "/q", *OWN_WATCHES]
 # ZooKeeper's own nodes: read often, written now and then (their Stats and the errors must agree too)
 SYSTEM = ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]
+# paths ZooKeeper refuses (BadArguments) -- including an emoji, which Java holds as a surrogate pair,
+# a range ZooKeeper's path check rejects -- and unusual but valid ones
+ODD = ["", "/r/", "//r", "/r/./a", "/r/../a", "r", "/r\u0001", "/zookeeper/", "/r/\U0001F600",
+       "/r/\u00e9t\u00e9", "/r/a b"]
 DATA = [b"", b"x", b"yy", None, b"\x00\xff" * 3]
 BOB = "bob:" + base64.b64encode(hashlib.sha1(b"bob:secret").digest()).decode()
 # ACLs that let some clients do some things: only "b" authenticates (as bob), and only sometimes.
@@ -75,11 +79,15 @@ def _create_body(rng: random.Random, path: str, flags: int) -> bytes:
 
 
 def _write_subop(rng: random.Random) -> tuple[int, bytes]:
-    path = rng.choice(PATHS)
-    kind = rng.randrange(4)
+    path = rng.choice(PATHS) if rng.random() < 0.95 else rng.choice(ODD)
+    kind = rng.randrange(5)
     if kind == 0:
         flags = rng.choice(CREATE_FLAGS)
         return rng.choice((tc.C, rawzk.CREATE2)), _create_body(rng, path, flags)
+    if kind == 4:  # containers and TTL nodes inside a multi
+        if rng.random() < 0.5:
+            return rawzk.CREATE_CONTAINER, _create_body(rng, path, 4)
+        return rawzk.CREATE_TTL, _create_body(rng, path, rng.choice((5, 6))) + struct.pack(">q", 3_600_000)
     if kind == 1:
         return tc.D, tc.dl(path, rng.choice(VERSIONS))
     if kind == 2:
@@ -102,7 +110,8 @@ def random_steps(seed: int, count: int = STEPS, sticky: float = 0.0) -> list[tup
 
     for _ in range(count):
         who = client()
-        path = rng.choice(PATHS) if rng.random() < 0.93 else rng.choice(SYSTEM)
+        u = rng.random()
+        path = rng.choice(PATHS) if u < 0.91 else rng.choice(SYSTEM) if u < 0.96 else rng.choice(ODD)
         watch = rng.random() < 0.5 and who[0] != "c" and (path not in OWN_WATCHES or who[0] == "a")
         r = rng.random()
         if r < 0.28:
@@ -145,7 +154,12 @@ def random_steps(seed: int, count: int = STEPS, sticky: float = 0.0) -> list[tup
         elif r < 0.905:
             steps.append((who, rawzk.GET_ALL_CHILDREN_NUMBER, W().string(path).bytes(),
                           f"getAllChildrenNumber {path}"))
-        elif r < 0.93:
+        elif r < 0.915:
+            prefix = rng.choice(("/", "/r", "/r/e", "/q", None))
+            steps.append((who, rawzk.GET_EPHEMERALS, W().string(prefix).bytes(), f"getEphemerals {prefix}"))
+        elif r < 0.92:
+            steps.append((who, rawzk.WHO_AM_I, b"", "whoAmI"))
+        elif r < 0.935:
             path = rng.choice([p for p in PATHS if p not in OWN_WATCHES])
             mode = PATHS.index(path) % 2  # persistent or recursive, but always the same on one path
             who = "c" if generation["c"] == 0 else f"c{generation['c']}"
@@ -233,7 +247,7 @@ def test_generator_is_seeded_and_varied():
     assert {tc.C, rawzk.CREATE2, rawzk.CREATE_CONTAINER, tc.D, tc.S, tc.G, tc.E, tc.GC, tc.GC2, rawzk.MULTI,
             rawzk.MULTI_READ, rawzk.CREATE_TTL, rawzk.SET_ACL, rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER,
             rawzk.ADD_WATCH, rawzk.CHECK_WATCHES, rawzk.REMOVE_WATCHES, tc.SY, rawzk.CLOSE_SESSION, rawzk.AUTH,
-            tc.RECONNECT} <= ops
+            tc.RECONNECT, rawzk.GET_EPHEMERALS, rawzk.WHO_AM_I} <= ops
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")

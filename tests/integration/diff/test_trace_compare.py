@@ -125,6 +125,15 @@ SCENARIOS = {
         ("b", C, cr("/w", b"", 0, [(30, "world", "anyone")])), ("a", E, pw("/w", True)), ("a", S, sd("/w", b"1")),
         ("a", SY, W().string("/").bytes()),
     ],
+    # A connection's ids, listed by whoAmI and expanded by the "auth" ACL scheme, come in ZooKeeper's
+    # hash-set order, not the order they were added
+    "auth_ids_order": [
+        *[("a", rawzk.AUTH, W().int(0).string("digest").buffer(f"{u}:pw".encode()).bytes())
+          for u in ("bob", "dave", "alice", "erin")],
+        ("a", rawzk.WHO_AM_I, b""), ("a", C, cr("/mine", b"", 0, [(31, "auth", "")])),
+        ("a", rawzk.GET_ACL, W().string("/mine").bytes()),
+        ("b", rawzk.WHO_AM_I, b""),
+    ],
     "errors": [
         ("a", C, cr("/e", b"", 1)), ("a", C, cr("/e/c")), ("a", C, cr("/nope/c")), ("a", C, cr("/e")),
         ("a", D, dl("/")), ("a", D, dl("/zookeeper")), ("a", S, sd("/e", b"", 7)), ("a", C, cr("bad")),
@@ -171,6 +180,8 @@ def decode(op, body):
         return (r.string(), r.stat())
     if op in (rawzk.MULTI, rawzk.MULTI_READ):
         return rawzk.parse_multi(body)
+    if op == rawzk.GET_ACL:
+        return (r.acls(), r.stat())
     return body
 
 
