@@ -29,7 +29,7 @@ from coordcore.wire import proto as P
 from coordcore.wire.jute import I32, Writer
 
 NO_BODY = b""
-MULTI_DONE = b"\xff\xff\xff\xff\x01\xff\xff\xff\xff"  # MultiHeader{-1, true, -1}
+MULTI_DONE = P.MULTI_DONE
 
 
 class Node:
@@ -238,7 +238,7 @@ class Node:
         elif req.type == 1:
             self.watches.add(RECURSIVE, req.path, conn)
         else:
-            return Err.BADARGUMENTS, NO_BODY
+            return Err.MARSHALLINGERROR, NO_BODY  # ZooKeeper cannot map the mode: a marshalling error
         return 0, I32.pack(0)
 
     def _watch_kinds(self, wtype):

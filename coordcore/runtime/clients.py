@@ -217,7 +217,9 @@ class ClientConnection(asyncio.Protocol):
         try:
             req = decoder(Reader(frame, 8, self.max_len))
         except P.MultiTypeError:
-            self._enqueue_error(xid, op, Err.MARSHALLINGERROR, now_ns)
+            # ZooKeeper answers a bad multiRead with an empty MultiResponse beside the error code
+            self._enqueue_error(xid, op, Err.MARSHALLINGERROR, now_ns,
+                                P.MULTI_DONE if op == P.MULTI_READ else b"")
             return
         if op == P.AUTH:
             self._on_auth(xid, req, now_ns)
@@ -253,9 +255,9 @@ class ClientConnection(asyncio.Protocol):
         if not ok:
             self.close_after_flush = True
 
-    def _enqueue_error(self, xid, op, err, now_ns):
+    def _enqueue_error(self, xid, op, err, now_ns, body=b""):
         p = Pending(xid, op, None, False, now_ns)
-        p.reply = (err, b"")
+        p.reply = (err, body)
         self.pending.append(p)
         self.drain()
 

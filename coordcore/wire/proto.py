@@ -245,6 +245,7 @@ def _empty(r):
 
 MULTI_WRITE_OPS = frozenset({CREATE, CREATE2, CREATE_CONTAINER, CREATE_TTL, DELETE, SET_DATA, CHECK})
 MULTI_READ_OPS = frozenset({GET_CHILDREN, GET_DATA})
+MULTI_DONE = b"\xff\xff\xff\xff\x01\xff\xff\xff\xff"  # MultiHeader{-1, true, -1}: ends a MultiResponse
 
 
 class MultiTypeError(Exception):

@@ -137,7 +137,12 @@ SCENARIOS = {
     "errors": [
         ("a", C, cr("/e", b"", 1)), ("a", C, cr("/e/c")), ("a", C, cr("/nope/c")), ("a", C, cr("/e")),
         ("a", D, dl("/")), ("a", D, dl("/zookeeper")), ("a", S, sd("/e", b"", 7)), ("a", C, cr("bad")),
-        ("a", C, cr("/x", b"", 9)), ("a", C, cr("/x", b"", 0, [])), ("a", 55, b""),
+        ("a", C, cr("/x", b"", 9)), ("a", C, cr("/x", b"", 0, [])),
+        ("a", rawzk.MULTI_READ, multi((C, cr("/mr")))), ("a", rawzk.MULTI, multi((C, cr("/m1")), (G, pw("/m1")))),
+        ("a", rawzk.MULTI, multi((SY, W().string("/").bytes()))), ("a", rawzk.MULTI_READ, multi()),
+        ("a", rawzk.ADD_WATCH, W().string("/").int(2).bytes()), ("a", D, dl("/zookeeper/quota", -2)),
+        ("a", rawzk.CREATE2, cr("/t", b"", 5)), ("a", C, cr("/f", b"", 7)), ("a", C, cr("/f", b"", -1)),
+        ("a", 55, b""),
     ],
 }
 
@@ -258,8 +263,9 @@ def run_batches(backend: str, batches, config: dict | None = None) -> list[str]:
                         trace.append(f"{name} event type={item.type} state={item.state} path={item.path}")
                 c.log.clear()
                 value = decode(op, reply.body) if reply.err == 0 else None
+                extra = f" error_body={reply.body.hex()}" if reply.err and reply.body else ""  # rare: compare raw
                 trace.append(f"{name} op={op} xid_ok={reply.xid == xid} err={reply.err} "
-                             f"value={canon(value, zxids, times)!r}")
+                             f"value={canon(value, zxids, times)!r}{extra}")
                 if op == rawzk.CLOSE_SESSION or op == 55:
                     trace.append(f"{name} closed={c.wait_closed(5)}")
         for name, c in clients.items():  # late events
