@@ -225,8 +225,6 @@ def server_config(seed: int) -> dict:
 def decode(op: int, body: bytes):
     """Like ``test_trace_compare.decode``, plus the ops only these traces send."""
     r = rawzk.Reader(body)
-    if op == rawzk.GET_ACL:
-        return (r.acls(), r.stat())
     if op == rawzk.GET_ALL_CHILDREN_NUMBER:
         return r.int()
     if op in (rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL):
@@ -301,5 +299,5 @@ def _with_fallback(original):
     return dispatch
 
 
-_OURS = {rawzk.GET_ACL, rawzk.GET_ALL_CHILDREN_NUMBER, rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL,
+_OURS = {rawzk.GET_ALL_CHILDREN_NUMBER, rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL,
          rawzk.MULTI_READ}
