@@ -212,7 +212,11 @@ class Node:
         err, node = self._readable(req.path, conn)
         if err:
             return err, NO_BODY
-        return 0, I32.pack(self.committed.count_descendants(req.path or "/"))
+        if not req.path:
+            # ZooKeeper counts every key that starts with the path plus "/" -- for "" that is every node,
+            # the root included (the root's key is ""), one more than for "/"
+            return 0, I32.pack(self.committed.count_descendants("/") + 1)
+        return 0, I32.pack(self.committed.count_descendants(req.path))
 
     def _ephemerals(self, req, conn):
         prefix = req.path or "/"

@@ -108,6 +108,8 @@ SCENARIOS = {
         ("a", D, dl("/zookeeper/quota")), ("a", D, dl("/zookeeper/config")), ("a", D, dl("/zookeeper")),
         ("a", rawzk.SET_ACL, W().string("/zookeeper/quota").acls(rawzk.OPEN_ACL).int(-1).bytes()),
         ("a", rawzk.GET_ALL_CHILDREN_NUMBER, W().string("/").bytes()), ("a", G, pw("/")), ("a", GC2, pw("/")),
+        ("a", rawzk.GET_ALL_CHILDREN_NUMBER, W().string("").bytes()),
+        ("a", rawzk.GET_ALL_CHILDREN_NUMBER, W().string("/zookeeper/").bytes()),
     ],
     # A watcher is told about a node only if it may READ it, at the moment of the change (ZooKeeper's
     # CVE-2024-23944 fix, in Debian's 3.8.0 and upstream 3.8.4+); a one-shot watch is used up anyway.
