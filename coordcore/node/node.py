@@ -213,8 +213,8 @@ class Node:
         if err:
             return err, NO_BODY
         if not req.path:
-            # ZooKeeper counts every key that starts with the path plus "/" -- for "" that is every node,
-            # the root included (the root's key is ""), one more than for "/"
+            # ZooKeeper 3.8 answers "" with the number of every node, the root included: one more than
+            # for "/" (observed; other paths count their descendants)
             return 0, I32.pack(self.committed.count_descendants("/") + 1)
         return 0, I32.pack(self.committed.count_descendants(req.path))
 
