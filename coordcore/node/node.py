@@ -29,7 +29,6 @@ from coordcore.wire import proto as P
 from coordcore.wire.jute import I32, Writer
 
 NO_BODY = b""
-MULTI_DONE = P.MULTI_DONE
 
 
 class Node:
@@ -135,7 +134,7 @@ class Node:
                     w.int(P.CREATE).bool(False).int(0).ustring(sb[0])
             else:
                 w.int(st).bool(False).int(0).raw(self._op_result(op, st, sb, res))
-        w.raw(MULTI_DONE)
+        w.raw(P.MULTI_DONE)
         return w.getvalue()
 
     # ------------------------------------------------------------------ reads
@@ -306,7 +305,7 @@ class Node:
                 w.int(-1).bool(False).int(err).int(err)
             else:
                 w.int(op).bool(False).int(0).raw(body)
-        w.raw(MULTI_DONE)
+        w.raw(P.MULTI_DONE)
         return 0, w.getvalue()
 
     _READS = {

@@ -222,20 +222,6 @@ def server_config(seed: int) -> dict:
     return {"extendedTypesEnabled": "true"} if seed % 2 else {}
 
 
-def decode(op: int, body: bytes):
-    """Like ``test_trace_compare.decode``, plus the ops only these traces send."""
-    r = rawzk.Reader(body)
-    if op == rawzk.GET_ALL_CHILDREN_NUMBER:
-        return r.int()
-    if op in (rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL):
-        return (r.string(), r.stat())
-    if op == rawzk.MULTI_READ:
-        # ZooKeeper lists children in hash-set order; compare them as sets
-        return [(t, e, sorted(v) if t == tc.GC and isinstance(v, list) else v)
-                for t, e, v in rawzk.parse_multi(body)]
-    return tc.decode(op, body)
-
-
 def test_generator_is_seeded_and_varied():
     """A seed always gives the same steps, different seeds different ones, and the mix reaches every
     kind of request (so a change to the generator cannot quietly stop testing something)."""
@@ -249,10 +235,9 @@ def test_generator_is_seeded_and_varied():
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
-def test_random_trace_matches_zookeeper(seed, monkeypatch):
+def test_random_trace_matches_zookeeper(seed):
     if not zookeeper_available():
         pytest.fail("Apache ZooKeeper is not installed (apt-get install zookeeper); differential tests need it")
-    monkeypatch.setattr(tc, "decode", _with_fallback(tc.decode))
     steps = random_steps(seed)
     plain = [(who, op, body) for who, op, body, _ in steps]
     config = server_config(seed)
@@ -268,13 +253,12 @@ PIPELINED_SEEDS = range(100, 106)
 
 
 @pytest.mark.parametrize("seed", PIPELINED_SEEDS, ids=lambda s: f"pipelined_seed_{s}")
-def test_pipelined_random_trace_matches_zookeeper(seed, monkeypatch):
+def test_pipelined_random_trace_matches_zookeeper(seed):
     """The same, with each client sending up to six requests before reading the replies: every write
     is validated against the ones still in flight before it (parents being created, versions about
     to change, sequence counters, multis), and reads wait for the session's earlier writes."""
     if not zookeeper_available():
         pytest.fail("Apache ZooKeeper is not installed (apt-get install zookeeper); differential tests need it")
-    monkeypatch.setattr(tc, "decode", _with_fallback(tc.decode))
     steps = random_steps(seed, sticky=0.8)
     grouped = batches(steps, seed)
     assert max(len(reqs) for _, reqs in grouped) > 1
@@ -290,14 +274,3 @@ def test_pipelined_random_trace_matches_zookeeper(seed, monkeypatch):
                 listing.append(f"{i:3d} {steps[i][3]}")
                 i += 1
         pytest.fail(f"seed {seed}: coordcore's trace differs from ZooKeeper's\n{diff}\nsteps:\n" + "\n".join(listing))
-
-
-def _with_fallback(original):
-    # tc.run looks decode up in its own module at call time; route it through ours for the extra ops
-    def dispatch(op, body):
-        return decode(op, body) if op in _OURS else original(op, body)
-    return dispatch
-
-
-_OURS = {rawzk.GET_ALL_CHILDREN_NUMBER, rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL,
-         rawzk.MULTI_READ}

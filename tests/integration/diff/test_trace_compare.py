@@ -185,10 +185,17 @@ def decode(op, body):
         return r.string()
     if op == rawzk.CREATE2:
         return (r.string(), r.stat())
-    if op in (rawzk.MULTI, rawzk.MULTI_READ):
+    if op == rawzk.MULTI:
         return rawzk.parse_multi(body)
+    if op == rawzk.MULTI_READ:
+        # ZooKeeper lists children in hash-set order; compare them as sets
+        return [(t, e, sorted(v) if t == GC and isinstance(v, list) else v) for t, e, v in rawzk.parse_multi(body)]
+    if op in (rawzk.CREATE_CONTAINER, rawzk.CREATE_TTL):
+        return (r.string(), r.stat())
     if op == rawzk.GET_ACL:
         return (r.acls(), r.stat())
+    if op == rawzk.GET_ALL_CHILDREN_NUMBER:
+        return r.int()
     return body
 
 
