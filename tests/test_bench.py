@@ -80,3 +80,22 @@ def test_side_by_side_reports_both_servers_startup_memory_and_ratios(tmp_path, c
     printed = capsys.readouterr().out
     assert "median of 3 interleaved rounds" in printed
     assert "side-by-side" in printed and "start to serving" in printed and "resident memory" in printed and "peak resident memory" in printed
+
+
+def test_memory_bench_fills_both_servers_and_prints_a_row_per_step():
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                          "memory_bench.py")
+    done = subprocess.run([sys.executable, script, "--nodes", "2500", "--step", "1000", "--data-bytes", "10"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == [0, 1000, 2000, 2500]   # the last step is the remainder
+    for r in rows[1:]:
+        cc, zk, ratio = (float(x) for x in r[1].split())
+        assert cc > 0 and zk > 0 and ratio == pytest.approx(cc / zk, abs=0.01)
+    bad = subprocess.run([sys.executable, script, "--step", "0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--step" in bad.stderr
