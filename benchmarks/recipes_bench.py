@@ -273,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                 # ours and kazoo's alternate, round after round, so drift in the machine's load hits
                 # both alike; each figure is the median over the rounds (overlaps: the sum)
                 runs: dict[str, list[dict]] = {"ours": [], "kazoo": []}
-                for _ in range(args.rounds):
-                    for impl in ("ours", "kazoo"):
+                for r in range(args.rounds):
+                    # who goes first alternates too: a run can inherit the previous run's leftovers
+                    # (its sessions closing on the server, its garbage in this process)
+                    for impl in (("ours", "kazoo") if r % 2 == 0 else ("kazoo", "ours")):
                         runs[impl].append(run_lock(impl, mode, n, hosts, args.seconds))
                 for impl in ("ours", "kazoo"):
                     rs = runs[impl]
