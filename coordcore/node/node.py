@@ -14,6 +14,8 @@ come in as arguments.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 from coordcore.errors import Err
 from coordcore.node import acl as A
 from coordcore.node.pending import PendingTree, child_count
@@ -323,10 +325,16 @@ class Node:
         enc.step(len(enc))
         return enc.result()
 
+    def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
+        """``(length, chunks)`` of :meth:`snapshot_bytes`, for a tree that stays as it is meanwhile."""
+        return S.encode_stream(self.committed, self._session_list())
+
     def snapshot_encoder(self, track: bool = True) -> S.SnapshotEncoder:
         """An encoder of the committed tree and sessions as they are now (see SnapshotEncoder)."""
-        sess = [(s.session_id, s.timeout_ms, s.passwd) for s in self.sessions.sessions.values()]
-        return S.SnapshotEncoder(self.committed, sess, track=track)
+        return S.SnapshotEncoder(self.committed, self._session_list(), track=track)
+
+    def _session_list(self) -> list[tuple[int, int, bytes]]:
+        return [(s.session_id, s.timeout_ms, s.passwd) for s in self.sessions.sessions.values()]
 
     def reap_candidates(self, now_ms: int) -> list[str]:
         """Containers that had children and are empty; TTL nodes empty and unmodified for ttl ms."""

@@ -344,7 +344,10 @@ class Server:
                 # parent must not keep the port from a restarted server), the clients' sockets, the
                 # directory locks and the txn log.  The writer opens what it needs itself.
                 os.closerange(3, _max_fd())
-                self.storage.write_snapshot_file(zxid, self.node.snapshot_bytes())
+                # No collections here: one would write to every tracked object's header, turning the
+                # pages this child shares with the server into copies of its own.
+                gc.disable()
+                self.storage.write_snapshot_stream(zxid, *self.node.snapshot_stream())
                 code = 0
             finally:
                 os._exit(code)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from typing import Iterable
 
 import structlog
 
@@ -181,6 +182,10 @@ class DiskStorage:
         The caller then calls :meth:`snapshot_written` in the process that owns this storage.
         """
         return snapfiles.write_snapshot(self.snap_dir, zxid, bytes(data), fsync=self._fsync)
+
+    def write_snapshot_stream(self, zxid: int, length: int, chunks: Iterable[bytes]) -> str:
+        """:meth:`write_snapshot_file` for a body that arrives in pieces (``length`` bytes in all)."""
+        return snapfiles.write_snapshot_chunks(self.snap_dir, zxid, length, chunks, fsync=self._fsync)
 
     def snapshot_written(self, zxid: int) -> None:
         """A snapshot file at ``zxid`` is durable: retain 3 snapshots and purge covered segments."""

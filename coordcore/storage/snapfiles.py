@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from typing import Iterable
 
 from coordcore.storage.names import list_zxid_files, parse_zxid_name, zxid_name
 from coordcore.storage.txnlog import fsync_dir
@@ -66,6 +67,42 @@ def write_snapshot(snap_dir: str, zxid: int, data: bytes, *, fsync: bool = True)
         with open(tmp, "wb") as f:
             f.write(header)
             f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if fsync:
+        fsync_dir(snap_dir)
+    return path
+
+
+def write_snapshot_chunks(snap_dir: str, zxid: int, length: int, chunks: Iterable[bytes], *,
+                          fsync: bool = True) -> str:
+    """Like :func:`write_snapshot` for data that arrives in pieces, ``length`` bytes in all.
+
+    Only one piece is held at a time; the header goes in last (its CRC covers the whole body). Raises
+    ValueError, leaving no file, if the pieces do not add up to ``length``.
+    """
+    path = os.path.join(snap_dir, snapshot_name(zxid))
+    tmp = path + TMP_SUFFIX
+    try:
+        with open(tmp, "wb") as f:
+            f.write(bytes(HEADER_SIZE))
+            crc, written = zlib.crc32(_ZXID_LEN.pack(zxid, length)), 0
+            for piece in chunks:
+                crc = zlib.crc32(piece, crc)
+                written += len(piece)
+                f.write(piece)
+            if written != length:
+                raise ValueError(f"snapshot body is {written} bytes, {length} were announced")
+            f.seek(0)
+            f.write(_HEADER.pack(MAGIC, VERSION, crc, zxid, length))
             f.flush()
             if fsync:
                 os.fsync(f.fileno())

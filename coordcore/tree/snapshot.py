@@ -9,6 +9,7 @@ large tree costs no pause.
 from __future__ import annotations
 
 import struct
+from typing import Iterator
 
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import NO_CHILDREN, DataTree, ZNode, add_child, intern_acl, node_meta
@@ -49,44 +50,86 @@ class SnapshotEncoder:
 
     def step(self, count: int) -> bool:
         """Encode up to `count` more nodes; True once every node is encoded."""
-        acl_index, preserved, buf = self.acl_index, self.preserved, bytearray()
-        paths, nodes = self.paths, self.nodes
-        pack, pack_len = _NODE.pack, I32.pack
-        end = min(self.next + count, len(paths))
-        for i in range(self.next, end):
-            n = nodes[i]
-            f = preserved.get(n) if preserved else None
-            if f is None:
-                f = n.snap_fields()
-            data, acl = f[0], f[1]
-            idx = acl_index.get(acl)
-            if idx is None:
-                idx = acl_index[acl] = len(acl_index)
-            p = paths[i].encode("utf-8")
-            buf += pack_len(len(p))
-            buf += p
-            if data is None:
-                buf += _NULL
-            else:
-                buf += pack_len(len(data))
-                buf += data
-            buf += pack(idx, *f[2:])
-        self.parts.append(bytes(buf))  # one block per step: no huge buffer regrown again and again
+        end = min(self.next + count, len(self.paths))
+        # one block per step: no huge buffer regrown again and again
+        self.parts.append(_encode_nodes(self.paths, self.nodes, self.next, end, self.acl_index, self.preserved))
         self.next = end
-        done = end >= len(paths)
+        done = end >= len(self.paths)
         if done and self.track and self.tree.preserved is self.preserved:
             self.tree.preserved = None
         return done
 
     def result(self) -> bytes:
-        head = Writer().int(FORMAT_VERSION).long(self.zxid).int(len(self.acl_index))
-        for acl in self.acl_index:
-            head.acls(acl)
-        head.int(len(self.paths))
-        tail = Writer().int(len(self.sessions))
-        for sid, timeout, passwd in self.sessions:
-            tail.long(sid).int(timeout).buffer(passwd)
-        return b"".join((head.getvalue(), *self.parts, tail.getvalue()))
+        return b"".join((_head(self.zxid, self.acl_index, len(self.paths)), *self.parts, _tail(self.sessions)))
+
+
+def _encode_nodes(paths, nodes, start: int, end: int, acl_index: dict, preserved) -> bytes:
+    """Nodes ``start:end`` of the parallel lists ``paths`` and ``nodes``; new ACLs get the next index."""
+    buf = bytearray()
+    pack, pack_len = _NODE.pack, I32.pack
+    for i in range(start, end):
+        n = nodes[i]
+        f = preserved.get(n) if preserved else None
+        if f is None:
+            f = n.snap_fields()
+        data, acl = f[0], f[1]
+        idx = acl_index.get(acl)
+        if idx is None:
+            idx = acl_index[acl] = len(acl_index)
+        p = paths[i].encode("utf-8")
+        buf += pack_len(len(p))
+        buf += p
+        if data is None:
+            buf += _NULL
+        else:
+            buf += pack_len(len(data))
+            buf += data
+        buf += pack(idx, *f[2:])
+    return bytes(buf)
+
+
+def _head(zxid: int, acl_index: dict, node_count: int) -> bytes:
+    head = Writer().int(FORMAT_VERSION).long(zxid).int(len(acl_index))
+    for acl in acl_index:
+        head.acls(acl)
+    return head.int(node_count).getvalue()
+
+
+def _tail(sessions) -> bytes:
+    tail = Writer().int(len(sessions))
+    for sid, timeout, passwd in sessions:
+        tail.long(sid).int(timeout).buffer(passwd)
+    return tail.getvalue()
+
+
+def encode_stream(tree: DataTree, sessions: list[tuple[int, int, bytes]],
+                  chunk_nodes: int = 4096) -> tuple[int, Iterator[bytes]]:
+    """``(length, chunks)``: the bytes of :func:`encode`, in pieces of ``chunk_nodes`` nodes.
+
+    For a tree that stays unchanged until the chunks are consumed (a forked child's copy). A first
+    pass finds the ACL table and the total length, so a file header can be written before the body
+    and only one chunk is ever held in memory: encoding the whole tree into one buffer, then joining
+    it, doubled a snapshot writer's memory.
+    """
+    paths = list(tree.nodes)
+    nodes = list(tree.nodes.values())
+    acl_index: dict = {}
+    body = len(nodes) * (8 + _NODE.size)  # each node: path length, data length (or -1), fixed fields
+    for path, n in zip(paths, nodes):
+        acl = n.meta[0]
+        if acl not in acl_index:
+            acl_index[acl] = len(acl_index)
+        data = n.data
+        body += (len(path) if path.isascii() else len(path.encode("utf-8"))) + (len(data) if data else 0)
+    head, tail = _head(tree.last_zxid, acl_index, len(nodes)), _tail(sessions)
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for start in range(0, len(nodes), chunk_nodes):
+            yield _encode_nodes(paths, nodes, start, min(start + chunk_nodes, len(nodes)), acl_index, None)
+        yield tail
+
+    return len(head) + body + len(tail), chunks()
 
 
 def encode(tree: DataTree, sessions: list[tuple[int, int, bytes]]) -> bytes:

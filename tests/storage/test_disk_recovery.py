@@ -365,3 +365,32 @@ def test_failed_fsync_makes_the_storage_refuse_further_use(dirs, monkeypatch):
     s.close()
     monkeypatch.undo()
     assert load(dirs).txns == [(1, b"ok")]
+
+
+def test_snapshot_written_in_pieces_is_the_same_file_and_loads(tmp_path):
+    whole, pieces = str(tmp_path / "whole"), str(tmp_path / "pieces")
+    os.makedirs(whole)
+    os.makedirs(pieces)
+    body = [b"head", b"", b"x" * 70000, b"tail"]
+    a = snapfiles.write_snapshot(whole, 0x1F, b"".join(body))
+    b = snapfiles.write_snapshot_chunks(pieces, 0x1F, sum(map(len, body)), iter(body))
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        assert fa.read() == fb.read()
+    assert snapfiles.read_snapshot(b, 0x1F) == b"".join(body)
+
+
+def test_snapshot_pieces_that_do_not_add_up_leave_no_file(tmp_path):
+    with pytest.raises(ValueError, match="announced"):
+        snapfiles.write_snapshot_chunks(str(tmp_path), 5, 10, iter([b"12345"]))
+    assert os.listdir(tmp_path) == []
+
+
+def test_storage_loads_a_snapshot_written_in_pieces(dirs):
+    write_txns(dirs, range(1, 7))
+    with DiskStorage(*dirs) as s:
+        s.load()
+        s.write_snapshot_stream(4, 9, [b"tree", b"@4", b"..."])
+        s.snapshot_written(4)
+    state = load(dirs)
+    assert (state.snapshot_zxid, state.snapshot) == (4, b"tree@4...")
+    assert [z for z, _ in state.txns] == [5, 6]

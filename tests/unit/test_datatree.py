@@ -247,6 +247,21 @@ def test_snapshot_round_trip(h):
         assert tree.nodes[path].stat_tuple() == n.stat_tuple()
 
 
+@pytest.mark.parametrize("chunk_nodes", [1, 3, 4096])
+def test_streamed_snapshot_is_the_same_bytes_in_pieces(h, chunk_nodes):
+    # what a forked snapshot writer sends to disk one piece at a time, length announced up front
+    _populate(h)
+    h.create("/caf\u00e9-\u6f22\U0001f600", b"non-ascii path")
+    h.create("/null", None)
+    h.create("/empty", b"")
+    length, chunks = h.node.snapshot_stream()
+    pieces = list(S.encode_stream(h.node.committed, [(7, 6000, b"p" * 16)], chunk_nodes=chunk_nodes)[1])
+    expected = h.node.snapshot_bytes()
+    assert length == len(expected) and b"".join(chunks) == expected
+    assert len(pieces) == 2 + -(-h.node.committed.node_count() // chunk_nodes)  # head, nodes, tail
+    assert S.decode(b"".join(pieces))[1] == [(7, 6000, b"p" * 16)]
+
+
 def test_approximate_data_size_counts_paths_and_data_like_zookeeper(h):
     # Apache ZooKeeper 3.8 reports zk_approximate_data_size 44 on a fresh server (the built-in paths
     # "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"), and 53 after create("/abc", b"12345").
