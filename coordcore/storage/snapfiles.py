@@ -121,23 +121,25 @@ def write_snapshot_chunks(snap_dir: str, zxid: int, length: int, chunks: Iterabl
 def read_snapshot(path: str, zxid: int) -> bytes:
     """The data of a valid snapshot file named for ``zxid``; SnapshotInvalid otherwise."""
     with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < HEADER_SIZE:
-        raise SnapshotInvalid(f"{path}: {len(raw)} bytes, shorter than the {HEADER_SIZE}-byte header")
-    magic, version, crc, stored_zxid, length = _HEADER.unpack_from(raw, 0)
-    if magic != MAGIC:
-        raise SnapshotInvalid(f"{path}: not a coordcore snapshot (bad magic {magic!r})")
-    if version != VERSION:
-        raise SnapshotInvalid(f"{path}: unsupported snapshot version {version} (expected {VERSION})")
-    if stored_zxid != zxid:
-        raise SnapshotInvalid(f"{path}: holds zxid {stored_zxid:#x}, its name says {zxid:#x}")
-    if len(raw) - HEADER_SIZE != length:
-        raise SnapshotInvalid(
-            f"{path}: header says {length} data bytes, file has {len(raw) - HEADER_SIZE}")
-    data = memoryview(raw)[HEADER_SIZE:]
+        head = f.read(HEADER_SIZE)
+        if len(head) < HEADER_SIZE:
+            raise SnapshotInvalid(f"{path}: {len(head)} bytes, shorter than the {HEADER_SIZE}-byte header")
+        magic, version, crc, stored_zxid, length = _HEADER.unpack(head)
+        if magic != MAGIC:
+            raise SnapshotInvalid(f"{path}: not a coordcore snapshot (bad magic {magic!r})")
+        if version != VERSION:
+            raise SnapshotInvalid(f"{path}: unsupported snapshot version {version} (expected {VERSION})")
+        if stored_zxid != zxid:
+            raise SnapshotInvalid(f"{path}: holds zxid {stored_zxid:#x}, its name says {zxid:#x}")
+        size = os.fstat(f.fileno()).st_size - HEADER_SIZE
+        if size != length:
+            raise SnapshotInvalid(f"{path}: header says {length} data bytes, file has {size}")
+        data = f.read(length)  # the body read once, into the object returned (no second copy)
+    if len(data) != length:
+        raise SnapshotInvalid(f"{path}: header says {length} data bytes, could read {len(data)}")
     if _crc(zxid, data) != crc:
         raise SnapshotInvalid(f"{path}: CRC mismatch")
-    return bytes(data)
+    return data
 
 
 def remove_temp_files(snap_dir: str) -> list[str]:
