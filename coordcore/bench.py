@@ -745,12 +745,75 @@ def vm_rss_kib(pid: int, include_children: bool = True, field: str = "VmRSS") ->
     return total
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+                out.extend(kids)
+                todo.extend(kids)
+        except OSError:
+            pass
+    return out
+
+
+def private_kib(pid: int) -> int:
+    """Memory only ``pid`` maps (Private_Clean + Private_Dirty from smaps_rollup, KiB); 0 if unreadable.
+
+    For a forked child that is what it adds to the machine: its own allocations plus every page it
+    shares with its parent that one of the two has written to since the fork (copy-on-write).
+    """
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1])
+    except OSError:
+        return 0
+    return total
+
+
+class _ChildMemorySampler:
+    """Peak of (server's VmRSS + its children's private memory), sampled every ~20 ms while a child runs.
+
+    coordcore writes snapshots from a forked child; VmHWM of the server process alone misses what that
+    child holds, and the child is gone (with its own VmHWM) by the time the load ends. ZooKeeper has no
+    children, so for it this stays 0 and its peak is its VmHWM.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.02):
+        import threading  # noqa: PLC0415
+
+        self.pid, self.interval_s, self.peak_kib = pid, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-memory-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            kids = _descendants(self.pid)
+            if kids:
+                extra = sum(private_kib(k) for k in kids)
+                self.peak_kib = max(self.peak_kib, vm_rss_kib(self.pid, include_children=False) + extra)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak_kib
+
+
 @dataclass
 class ServerInfo:
     name: str
     startup_ms: float
     rss_kib: int = 0
     peak_rss_kib: int = 0
+    # the peak counting forked children too (coordcore's snapshot writer): max(VmHWM, sampled)
+    peak_with_children_kib: int = 0
     pid: int = 0
     connect: str = ""
 
@@ -873,6 +936,9 @@ def format_side_by_side(cc: list[RunResult], zk: list[RunResult], cci: ServerInf
                  f"zookeeper {zki.rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.rss_kib, zki.rss_kib)}")
     lines.append(f"peak resident memory (VmHWM): coordcore {cci.peak_rss_kib / 1024:.1f} MiB, "
                  f"zookeeper {zki.peak_rss_kib / 1024:.1f} MiB, ratio {_ratio(cci.peak_rss_kib, zki.peak_rss_kib)}")
+    lines.append(f"peak memory with forked snapshot writers: coordcore {cci.peak_with_children_kib / 1024:.1f} MiB, "
+                 f"zookeeper {zki.peak_with_children_kib / 1024:.1f} MiB, "
+                 f"ratio {_ratio(cci.peak_with_children_kib, zki.peak_with_children_kib)}")
     for who, rs in (("coordcore", cc), ("zookeeper", zk)):
         if rs:
             worst = max(rs, key=lambda r: r.client_cpu_pct)
@@ -977,7 +1043,7 @@ def median_run(runs: list[RunResult]) -> RunResult:
 
 
 def _side_by_side(args, runner: _Runner) -> dict:
-    servers, infos, targets = {}, {}, {}
+    servers, infos, targets, samplers = {}, {}, {}, {}
     try:
         for kind in ("coordcore", "zookeeper"):
             handle, startup_ms = _start_server(kind, args.tick_ms, args.zk_heap)
@@ -985,6 +1051,7 @@ def _side_by_side(args, runner: _Runner) -> dict:
             host, port = parse_host_port(handle.connect_string)
             infos[kind] = ServerInfo(kind, startup_ms, pid=handle.pid, connect=handle.connect_string)
             targets[kind] = Target(kind, host, port, args.nodes)
+            samplers[kind] = _ChildMemorySampler(handle.pid)
             targets[kind].setup()
             print(f"{kind}: serving after {startup_ms:.0f} ms at {handle.connect_string} (pid {handle.pid})",
                   flush=True)
@@ -1003,6 +1070,7 @@ def _side_by_side(args, runner: _Runner) -> dict:
         for kind in targets:
             infos[kind].rss_kib = vm_rss_kib(servers[kind].pid)
             infos[kind].peak_rss_kib = vm_rss_kib(servers[kind].pid, field="VmHWM")
+            infos[kind].peak_with_children_kib = max(infos[kind].peak_rss_kib, samplers[kind].stop())
         for kind in targets:
             targets[kind].cleanup()
         print(format_side_by_side(res["coordcore"], res["zookeeper"], infos["coordcore"], infos["zookeeper"],
@@ -1010,6 +1078,8 @@ def _side_by_side(args, runner: _Runner) -> dict:
         return {"servers": {k: asdict(v) for k, v in infos.items()},
                 "results": {k: [asdict(r) for r in v] for k, v in res.items()}}
     finally:
+        for sampler in samplers.values():
+            sampler.stop()
         for h in servers.values():
             try:
                 h.close()

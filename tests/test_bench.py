@@ -73,13 +73,14 @@ def test_side_by_side_reports_both_servers_startup_memory_and_ratios(tmp_path, c
     report = json.loads(out.read_text())
     for kind in ("coordcore", "zookeeper"):
         info = report["servers"][kind]
-        assert info["startup_ms"] > 0 and 0 < info["rss_kib"] <= info["peak_rss_kib"]
+        assert info["startup_ms"] > 0 and 0 < info["rss_kib"] <= info["peak_rss_kib"] <= info["peak_with_children_kib"]
         runs = report["results"][kind]
         assert [(r["op"], r["outstanding"]) for r in runs] == [("get", 2), ("create", 2)]
         assert all(r["ok"] > 0 and r["errors"] == 0 for r in runs), runs
     printed = capsys.readouterr().out
     assert "median of 3 interleaved rounds" in printed
     assert "side-by-side" in printed and "start to serving" in printed and "resident memory" in printed and "peak resident memory" in printed
+    assert "peak memory with forked snapshot writers" in printed
 
 
 def test_memory_bench_fills_both_servers_and_prints_a_row_per_step():
@@ -99,3 +100,29 @@ def test_memory_bench_fills_both_servers_and_prints_a_row_per_step():
         assert cc > 0 and zk > 0 and ratio == pytest.approx(cc / zk, abs=0.01)
     bad = subprocess.run([sys.executable, script, "--step", "0"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--step" in bad.stderr
+
+
+def test_memory_sampler_counts_what_a_forked_child_holds():
+    # coordcore's snapshot writer is a forked child; the peak must include the memory it holds
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, sys, time\n"
+            "if os.fork() == 0:\n"
+            "    block = bytearray(os.urandom(1 << 20)) * 64   # 64 MiB of the child's own\n"
+            "    time.sleep(2.0)\n"
+            "    os._exit(0)\n"
+            "print('forked', flush=True)\n"
+            "os.wait()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        sampler = bench._ChildMemorySampler(proc.pid)
+        assert proc.stdout.readline().strip() == "forked"
+        deadline = time.monotonic() + 10
+        while sampler.peak_kib < 64 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        peak = sampler.stop()
+    finally:
+        proc.wait(10)
+    assert 64 * 1024 <= peak < 64 * 1024 + 200 * 1024
