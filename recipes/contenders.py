@@ -5,7 +5,7 @@ tables (``tests/recipes/test_contenders.py``).
 
 Node names follow the classic recipe and kazoo's :class:`kazoo.recipe.lock.Lock`::
 
-    <32 hex digits of a uuid><marker><sequence>
+    <32 hex digits unique to the attempt><marker><sequence>
     e.g. 1f0c...9a__lock__0000000042        (fair lock, marker "__lock__" as kazoo uses)
          1f0c...9a_0000000007               (election, marker "_": "guid_" + sequence)
 

@@ -61,6 +61,23 @@ def test_with_statement_token_and_contenders(zk_client, zk_root):
     assert zk_client.get_children(path) == []
 
 
+def test_every_attempt_gets_its_own_kazoo_style_node_prefix(zk_client, zk_root):
+    # <32 hex>__lock__<10 digits>, as kazoo names them; the 32 hex digits differ on every attempt
+    # (a lost create reply is recovered by prefix, so a prefix must never match an older attempt's node)
+    import re
+
+    path = f"{zk_root}/lock"
+    one, two = Lock(zk_client, path), Lock(zk_client, path)
+    names = []
+    for lock in (one, one, two):
+        with lock:
+            names.append(lock.node.rsplit("/", 1)[1])
+    assert all(re.fullmatch(r"[0-9a-f]{32}__lock__\d{10}", n) for n in names), names
+    prefixes = [n[:32] for n in names]
+    assert len(set(prefixes)) == 3
+    assert prefixes[0][:24] == prefixes[1][:24] != prefixes[2][:24]  # random per object, then a counter
+
+
 def test_acquire_timeout_and_nonblocking_return_false_and_clean_up(zk_client_factory, zk_root):
     path = f"{zk_root}/lock"
     a, b = zk_client_factory(), zk_client_factory()
