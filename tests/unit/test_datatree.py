@@ -262,6 +262,29 @@ def test_streamed_snapshot_is_the_same_bytes_in_pieces(h, chunk_nodes):
     assert S.decode(b"".join(pieces))[1] == [(7, 6000, b"p" * 16)]
 
 
+def test_recovered_nodes_share_equal_stamps_like_the_live_tree(h):
+    # memory: a restart must not cost more per znode than the tree had before it (about 100 bytes did)
+    h.now = 1_700_000_000_123  # a millisecond clock: ints this large are separate objects unless shared
+    h.create("/filler")
+    for i in range(300):  # zxids above 256, past CPython's cache of small ints
+        h.set_data("/filler", b"%d" % i)
+    for i in range(3):
+        h.create(f"/n{i}", b"d")
+    h.create("/p")
+    h.create("/p/kid")
+    h.set_data("/n2", b"changed")
+    from_snap = S.decode(h.node.snapshot_bytes())[0].nodes
+    from_log = Harness(DurableState(txns=list(h.log)), now_ms=h.now + 1).node.committed.nodes
+    for nodes in (from_snap, from_log):
+        n0, n1, n2, p = nodes["/n0"], nodes["/n1"], nodes["/n2"], nodes["/p"]
+        assert n0.czxid is n0.mzxid is n0.pzxid and n0.ctime is n0.mtime
+        assert n0.ctime is n1.ctime is p.ctime  # created in one millisecond
+        assert n2.czxid is n2.pzxid and n2.mzxid != n2.czxid
+        assert p.pzxid == nodes["/p/kid"].czxid and p.czxid is p.mzxid
+    for path, n in h.node.committed.nodes.items():  # sharing changed no value
+        assert from_snap[path].stat_tuple() == from_log[path].stat_tuple() == n.stat_tuple()
+
+
 def test_approximate_data_size_counts_paths_and_data_like_zookeeper(h):
     # Apache ZooKeeper 3.8 reports zk_approximate_data_size 44 on a fresh server (the built-in paths
     # "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"), and 53 after create("/abc", b"12345").
