@@ -60,26 +60,7 @@ def _crc(zxid: int, data: bytes | memoryview) -> int:
 
 def write_snapshot(snap_dir: str, zxid: int, data: bytes, *, fsync: bool = True) -> str:
     """Atomically create ``snapshot.<zxid>``; returns its path.  Replaces an existing one."""
-    path = os.path.join(snap_dir, snapshot_name(zxid))
-    tmp = path + TMP_SUFFIX
-    header = _HEADER.pack(MAGIC, VERSION, _crc(zxid, data), zxid, len(data))
-    try:
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    if fsync:
-        fsync_dir(snap_dir)
-    return path
+    return write_snapshot_chunks(snap_dir, zxid, len(data), (data,), fsync=fsync)
 
 
 def write_snapshot_chunks(snap_dir: str, zxid: int, length: int, chunks: Iterable[bytes], *,
