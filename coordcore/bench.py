@@ -40,7 +40,9 @@ ports, fresh data dirs, fsync on, same tickTime), measures each one's time
 from process start to answering ``ruok``, runs the identical load against
 each (interleaved per run so background noise hits both alike), reads each
 server's resident memory after the load (VmRSS) and at its peak during the
-run (VmHWM: the creates' nodes are all live at once), and prints both figures and
+run (VmHWM: the creates' nodes are all live at once), samples the peak that
+counts forked children too (coordcore's snapshot writer holds copy-on-write
+copies of the tree while it runs), and prints both servers' figures and
 their ratio (coordcore / zookeeper).  ZooKeeper runs with the JVM settings of
 its own zkServer.sh (``-Xmx1000m``, default collector; ``--zk-heap``), and
 both servers get an unrecorded ``--prewarm`` so ZooKeeper's JIT is warm.
