@@ -716,38 +716,8 @@ def run_one(target: Target, runner: _Runner, op: str, outstanding: int, connecti
 
 # --------------------------------------------------------------------- servers for --side-by-side
 
-def vm_rss_kib(pid: int, include_children: bool = True, field: str = "VmRSS") -> int:
-    """Resident set size (VmRSS, KiB) of ``pid`` plus, optionally, its descendants.
-
-    ``field="VmHWM"`` gives the peak resident size instead (the high-water mark over the process's life).
-    """
-    total = 0
-    pids = [pid]
-    seen = set()
-    while pids:
-        p = pids.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith(field + ":"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-        if include_children:
-            try:
-                for tid in os.listdir(f"/proc/{p}/task"):
-                    with open(f"/proc/{p}/task/{tid}/children") as f:
-                        pids.extend(int(x) for x in f.read().split())
-            except OSError:
-                pass
-    return total
-
-
 def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...)."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -760,6 +730,24 @@ def _descendants(pid: int) -> list[int]:
         except OSError:
             pass
     return out
+
+
+def vm_rss_kib(pid: int, include_children: bool = True, field: str = "VmRSS") -> int:
+    """Resident set size (VmRSS, KiB) of ``pid`` plus, optionally, its descendants.
+
+    ``field="VmHWM"`` gives the peak resident size instead (the high-water mark over the process's life).
+    """
+    total = 0
+    for p in [pid, *(_descendants(pid) if include_children else ())]:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
 
 
 def private_kib(pid: int) -> int:
