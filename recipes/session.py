@@ -27,6 +27,7 @@ value); a server that negotiates a shorter one needs an explicit ``suspended_gra
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -165,6 +166,7 @@ class OwnershipGuard:
         self._verifying = False
         self._timer: Optional[threading.Timer] = None
         self._closed = False
+        self._listening = False
         self.trust_window = 0.5 * session_timeout_s(client)
         self.check_interval = max(0.05, 0.25 * session_timeout_s(client))
         self._confirmed_at = time.monotonic()
@@ -172,11 +174,16 @@ class OwnershipGuard:
         self.lost_reason: Optional[str] = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, *, listen: bool = True) -> None:
+        """Begin guarding. ``listen=False``: the owner already forwards every kazoo state change to
+        :meth:`on_state` (a lock object keeps one listener for its lifetime), so registering and
+        removing one per ownership -- on the hand-over's path -- is not needed."""
         # Trust starts from the evidence that made us owner, just before this call (the guard may
         # have been built earlier, while its owner waited).
         self._confirmed_at = time.monotonic()
-        self.client.add_listener(self._listener)
+        self._listening = listen
+        if listen:
+            self.client.add_listener(self._listener)
         # The state may have changed between our last request and the listener registration.
         state = self.client.state
         if state != KazooState.CONNECTED:
@@ -189,8 +196,13 @@ class OwnershipGuard:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        self.client.remove_listener(self._listener)
+        if self._listening:
+            self.client.remove_listener(self._listener)
         _CONFIRMER.remove(self)
+
+    def on_state(self, state: str) -> None:
+        """A kazoo state change forwarded by the owner (see ``start(listen=False)``)."""
+        self._listener(state)
 
     # -- the answer ----------------------------------------------------------------------------------
     def is_trusted(self) -> bool:
@@ -325,12 +337,16 @@ class _Confirmer:
     """One daemon thread that periodically asks every live guard to re-check its node.
 
     (One shared thread rather than one per ownership: starting a thread per acquisition costs more
-    than the acquisition's own round trips.)
+    than the acquisition's own round trips.) Adding and removing a guard happen on the hand-over's
+    path, so both are usually lock-free: a new guard goes onto a queue the thread drains when it next
+    wakes -- never later than the guard's first check is due, see :meth:`add` -- and a closed guard
+    is dropped by the thread when it meets it.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._due: dict[OwnershipGuard, float] = {}
+        self._incoming: collections.deque = collections.deque()
         self._thread: Optional[threading.Thread] = None
         self._sleep_until = 0.0
         # With no guard the thread naps this long (the shortest check interval seen), so that a new
@@ -339,9 +355,15 @@ class _Confirmer:
         self._nap = 1.0
 
     def add(self, guard: OwnershipGuard) -> None:
+        due = time.monotonic() + guard.check_interval
+        thread = self._thread
+        if guard.check_interval >= self._nap and thread is not None and thread.is_alive():
+            # The thread never sleeps longer than _nap past the moment it last looked, so it wakes
+            # by ``due`` and finds this guard then (deque.append is atomic).
+            self._incoming.append((guard, due))
+            return
         with self._cond:
             self._nap = min(self._nap, guard.check_interval)
-            due = time.monotonic() + guard.check_interval
             self._due[guard] = due
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, daemon=True, name="recipes-confirmer")
@@ -350,21 +372,30 @@ class _Confirmer:
                 self._cond.notify()  # only wake the thread when it would otherwise sleep past this one
 
     def remove(self, guard: OwnershipGuard) -> None:
-        with self._cond:
-            self._due.pop(guard, None)
+        # Nothing to do: the guard is closed, and the thread drops closed guards when it meets them.
+        pass
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                now = time.monotonic()
-                due = [g for g, t in self._due.items() if t <= now]
-                for g in due:
-                    self._due[g] = now + g.check_interval
-                if not due:
-                    self._sleep_until = min(self._due.values(), default=now + self._nap)
+                now = time.monotonic()  # before draining: a guard queued after it is due after now + nap
+                incoming = self._incoming
+                while incoming:
+                    guard, due = incoming.popleft()
+                    self._due[guard] = due
+                due_now = []
+                for g, t in list(self._due.items()):
+                    if g._closed:
+                        del self._due[g]
+                    elif t <= now:
+                        due_now.append(g)
+                        self._due[g] = now + g.check_interval
+                if not due_now:
+                    # never past now + _nap: that is what lets add() skip the lock
+                    self._sleep_until = min(min(self._due.values(), default=now + self._nap), now + self._nap)
                     self._cond.wait(max(0.0, self._sleep_until - now))
                     continue
-            for g in due:
+            for g in due_now:
                 g._check()
 
 
