@@ -23,6 +23,7 @@ writes (``transaction()``, ``guarded_set()``: a multi that first checks our node
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -52,6 +53,22 @@ from recipes.session import (
 )
 
 log = structlog.get_logger("recipes")
+
+
+_LOG_OFF = object()  # stands for a logger that drops info events
+
+
+def _info_logger() -> Any:
+    """A bound logger for an info event, or ``_LOG_OFF`` when the logging setup would drop it anyway
+    (then the event's fields are not even gathered)."""
+    bound = log.bind()
+    enabled = getattr(bound, "is_enabled_for", None)
+    try:
+        if enabled is not None and not enabled(logging.INFO):
+            return _LOG_OFF
+    except Exception:  # noqa: BLE001 - an unusual wrapper class: just log
+        pass
+    return bound
 
 
 class _GaveUp(Exception):
@@ -262,10 +279,11 @@ class _LockBase:
             self._acquired_at = time.monotonic()
         guard.start(listen=False)
         logger, self._acquired_log = self._acquired_log, None
-        logger.info(
-            self._EVENTS["acquired"], path=self.path, node=self._node_path, token=self._stat.czxid,
-            wait_s=round(self._acquired_at - started, 6), identifier=self.identifier,
-        )
+        if logger is not _LOG_OFF:
+            logger.info(
+                self._EVENTS["acquired"], path=self.path, node=self._node_path, token=self._stat.czxid,
+                wait_s=round(self._acquired_at - started, 6), identifier=self.identifier,
+            )
 
     def _prepare_guard(self, node_path: str, owner_session: int) -> None:
         """Build the guard for our node (a waiter does it before it blocks, off the hand-over's path)."""
@@ -278,7 +296,7 @@ class _LockBase:
             # Resolved now, not on the hand-over's path: a call through structlog's lazy proxy binds a
             # logger first (a new one each time unless the application caches them), and right after
             # a long wait that alone showed as ~15 us of the ~50 us between listing and returning.
-            self._acquired_log = log.bind()
+            self._acquired_log = _info_logger()
 
     def _close_guard(self) -> None:
         """Stop watching the session for this ownership (a voluntary resignation is not a loss)."""
