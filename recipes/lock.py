@@ -375,7 +375,8 @@ class _LockBase:
     def _listen(self) -> None:
         """Register this object's one kazoo state listener (once: not on every acquisition's path).
 
-        The listener holds the lock object weakly, and asks kazoo to drop it once the object is gone.
+        The listener holds the lock object weakly and is removed from the client when the object is
+        garbage-collected, so a lock object made per request does not leave a listener behind.
         A state change wakes a waiting acquisition and reaches the guard of a held lock.
         """
         if self._listener_registered:
@@ -391,6 +392,7 @@ class _LockBase:
             return None
 
         self.client.add_listener(listener)
+        weakref.finalize(self, self.client.remove_listener, listener)
 
     def _on_state(self, state: str) -> None:
         self._wake.set()  # a waiter re-checks (a spurious wake-up is harmless: it lists again)

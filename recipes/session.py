@@ -159,7 +159,7 @@ class OwnershipGuard:
         self.parent = node_path.rsplit("/", 1)[0] or "/"
         self.owner_session = owner_session
         self.grace = default_grace(client) if grace is None else float(grace)
-        self._on_lost = on_lost
+        self._on_lost: Optional[Callable[[str], None]] = on_lost
         self._mutex = threading.Lock()
         self._state = KazooState.CONNECTED
         self._suspended_at: Optional[float] = None
@@ -193,6 +193,9 @@ class OwnershipGuard:
     def close(self) -> None:
         with self._mutex:
             self._closed = True
+            # The confirmer may hold a closed guard until it next wakes; it must not keep the owner
+            # (the lock object, through this callback) alive meanwhile.
+            self._on_lost = None
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -231,7 +234,8 @@ class OwnershipGuard:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        threading.Thread(target=self._on_lost, args=(reason,), daemon=True, name="recipes-lost").start()
+            on_lost = self._on_lost
+        threading.Thread(target=on_lost, args=(reason,), daemon=True, name="recipes-lost").start()
         return True
 
     # -- kazoo listener (runs on kazoo's connection thread: never block here) -------------------------

@@ -78,6 +78,21 @@ def test_every_attempt_gets_its_own_kazoo_style_node_prefix(zk_client, zk_root):
     assert prefixes[0][:24] == prefixes[1][:24] != prefixes[2][:24]  # random per object, then a counter
 
 
+def test_lock_objects_made_per_use_leave_no_state_listener_behind(zk_client, zk_root):
+    # A lock object keeps one kazoo state listener for its lifetime (not one per acquisition); a
+    # service that makes a Lock per request must not pile them up on its client.
+    import gc
+
+    before = len(zk_client.state_listeners)
+    for i in range(20):
+        lock = Lock(zk_client, f"{zk_root}/lock") if i % 2 else NonFairLock(zk_client, f"{zk_root}/nf")
+        with lock:
+            pass
+        del lock
+    gc.collect()
+    assert len(zk_client.state_listeners) == before
+
+
 def test_acquire_timeout_and_nonblocking_return_false_and_clean_up(zk_client_factory, zk_root):
     path = f"{zk_root}/lock"
     a, b = zk_client_factory(), zk_client_factory()
