@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -11,6 +12,24 @@ from recipes import LeaderElection, Lock, OwnershipLostError
 
 SESSION_TIMEOUT = 2.0
 MARGIN = 10.0  # generous: shared CI machines
+
+
+def test_a_healthy_holder_stays_held_past_the_trust_window(zk_client_factory, zk_root):
+    """``is_held`` trusts the session for half a timeout after the last answered check, and the
+    background confirmer renews that. A lock held on a healthy connection for longer than the session
+    timeout must never read as lost -- the second time too, when the confirmer already runs and takes
+    the new guard through its lock-free queue."""
+    client = zk_client_factory(timeout=SESSION_TIMEOUT)
+    for attempt in range(2):
+        lock = Lock(client, f"{zk_root}/lock")
+        with lock:
+            until = time.monotonic() + 1.25 * SESSION_TIMEOUT  # 2.5 trust windows
+            misses = 0
+            while time.monotonic() < until:
+                misses += not lock.is_held
+                time.sleep(0.02)
+            assert misses == 0, f"attempt {attempt}: is_held read False {misses} times while healthy"
+            assert not lock.lost.is_set()
 
 
 def test_holder_process_killed_next_waiter_acquires_with_larger_token(zk_server, zk_client, zk_root):
