@@ -277,7 +277,7 @@ class _LockBase:
             self._owner_thread = me
             self._depth = 1
             self._acquired_at = time.monotonic()
-        guard.start(listen=False)
+        guard.start()
         logger, self._acquired_log = self._acquired_log, None
         if logger is not _LOG_OFF:
             logger.info(

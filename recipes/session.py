@@ -166,7 +166,6 @@ class OwnershipGuard:
         self._verifying = False
         self._timer: Optional[threading.Timer] = None
         self._closed = False
-        self._listening = False
         self.trust_window = 0.5 * session_timeout_s(client)
         self.check_interval = max(0.05, 0.25 * session_timeout_s(client))
         self._confirmed_at = time.monotonic()
@@ -174,17 +173,14 @@ class OwnershipGuard:
         self.lost_reason: Optional[str] = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, *, listen: bool = True) -> None:
-        """Begin guarding. ``listen=False``: the owner already forwards every kazoo state change to
-        :meth:`on_state` (a lock object keeps one listener for its lifetime), so registering and
-        removing one per ownership -- on the hand-over's path -- is not needed."""
+    def start(self) -> None:
+        """Begin guarding. The owner forwards every kazoo state change to :meth:`on_state` (a lock
+        object keeps one listener for its lifetime), so a guard registers none of its own: that was an
+        add and a remove per ownership, on the hand-over's path."""
         # Trust starts from the evidence that made us owner, just before this call (the guard may
         # have been built earlier, while its owner waited).
         self._confirmed_at = time.monotonic()
-        self._listening = listen
-        if listen:
-            self.client.add_listener(self._listener)
-        # The state may have changed between our last request and the listener registration.
+        # The state may have changed between our last request and the owner forwarding states to us.
         state = self.client.state
         if state != KazooState.CONNECTED:
             self._listener(state)
@@ -199,12 +195,10 @@ class OwnershipGuard:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if self._listening:
-            self.client.remove_listener(self._listener)
-        _CONFIRMER.remove(self)
+        # The confirmer drops a closed guard itself when it next meets it.
 
     def on_state(self, state: str) -> None:
-        """A kazoo state change forwarded by the owner (see ``start(listen=False)``)."""
+        """A kazoo state change, forwarded by the owner (see :meth:`start`)."""
         self._listener(state)
 
     # -- the answer ----------------------------------------------------------------------------------
@@ -238,11 +232,11 @@ class OwnershipGuard:
         threading.Thread(target=on_lost, args=(reason,), daemon=True, name="recipes-lost").start()
         return True
 
-    # -- kazoo listener (runs on kazoo's connection thread: never block here) -------------------------
-    def _listener(self, state: str) -> Optional[bool]:
+    # -- kazoo states, forwarded from the connection thread (never block here) -----------------------
+    def _listener(self, state: str) -> None:
         with self._mutex:
             if self._closed:
-                return True
+                return
             previous = self._state
             self._state = state
             if state == KazooState.SUSPENDED:
@@ -251,7 +245,7 @@ class OwnershipGuard:
                     self._timer = threading.Timer(self.grace, self._suspended_too_long)
                     self._timer.daemon = True
                     self._timer.start()
-                return None
+                return
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -266,7 +260,6 @@ class OwnershipGuard:
                 reap_in_background(self.client, self.node_path, self.owner_session)
             else:
                 threading.Thread(target=self._verify, daemon=True, name="recipes-verify").start()
-        return None
 
     def _check(self) -> None:
         """Refresh the evidence that our session is alive and our node still ours (asynchronously)."""
@@ -341,10 +334,10 @@ class _Confirmer:
     """One daemon thread that periodically asks every live guard to re-check its node.
 
     (One shared thread rather than one per ownership: starting a thread per acquisition costs more
-    than the acquisition's own round trips.) Adding and removing a guard happen on the hand-over's
-    path, so both are usually lock-free: a new guard goes onto a queue the thread drains when it next
-    wakes -- never later than the guard's first check is due, see :meth:`add` -- and a closed guard
-    is dropped by the thread when it meets it.
+    than the acquisition's own round trips.) Adding a guard happens on the hand-over's path, so it is
+    usually lock-free: a new guard goes onto a queue the thread drains when it next wakes -- never
+    later than the guard's first check is due, see :meth:`add`. There is no removal: the thread drops
+    a closed guard when it meets it.
     """
 
     def __init__(self) -> None:
@@ -374,10 +367,6 @@ class _Confirmer:
                 self._thread.start()
             elif due < self._sleep_until:
                 self._cond.notify()  # only wake the thread when it would otherwise sleep past this one
-
-    def remove(self, guard: OwnershipGuard) -> None:
-        # Nothing to do: the guard is closed, and the thread drops closed guards when it meets them.
-        pass
 
     def _run(self) -> None:
         while True:
