@@ -62,9 +62,16 @@ class AuthInfo:
         return id_set_order(self.ids)
 
 
-def authenticate(auth: AuthInfo, scheme: str, credentials: bytes, client_ip: str, super_digest: str | None) -> bool:
-    """Apply an AuthPacket; False means AUTHFAILED (the connection is then closed)."""
+def authenticate(auth: AuthInfo, scheme: str, credentials: bytes | None, client_ip: str,
+                 super_digest: str | None) -> bool:
+    """Apply an AuthPacket; False means AUTHFAILED (the connection is then closed).
+
+    ``credentials`` is None when the packet carried a null buffer (zkCli's ``addauth digest`` with no
+    argument): ZooKeeper's digest provider fails on it, so the digest scheme refuses it too.
+    """
     if scheme == "digest":
+        if credentials is None:
+            return False
         try:
             text = credentials.decode("utf-8")
         except UnicodeDecodeError:

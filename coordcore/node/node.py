@@ -37,7 +37,9 @@ class Node:
     def __init__(self, *, tick_ms: int, server_id: int, extended_types: bool, super_digest: str | None,
                  state: DurableState, now_ms: int):
         self.super_digest = super_digest
-        self.sessions = SessionTracker(tick_ms, server_id, now_ms)
+        # A standalone ZooKeeper's session tracker runs as server 1, so its session ids start 0x01...;
+        # in an ensemble the top byte is the server's myid.
+        self.sessions = SessionTracker(tick_ms, server_id or 1, now_ms)
         if state.snapshot is not None:
             self.committed, sess = S.decode(state.snapshot)
             for sid, timeout, passwd in sess:

@@ -158,7 +158,7 @@ class Multi:
 class Auth:
     type: int
     scheme: str
-    auth: bytes
+    auth: bytes | None  # None: a null buffer
 
 
 @dataclass(slots=True)
@@ -224,7 +224,8 @@ def _path_type(r):
 
 
 def _auth(r):
-    return Auth(r.int(), r.ustring() or "", r.buffer() or b"")
+    # auth stays None for a null buffer (length -1): the digest scheme refuses it, as ZooKeeper does
+    return Auth(r.int(), r.ustring() or "", r.buffer())
 
 
 def _set_watches(r):

@@ -144,6 +144,20 @@ def test_auth_failure_closes_connection(zk_server):
         assert c.ping().err == 0
 
 
+@pytest.mark.parametrize("credential", [None, b""], ids=["null", "empty"])
+def test_digest_auth_with_null_credential_fails_but_empty_is_an_id(zk_server, credential):
+    # zkCli's `addauth digest` with no argument sends a null buffer: ZooKeeper's digest provider
+    # fails on it (AUTHFAILED, connection closed). An empty buffer is an id like any other.
+    with rawzk.connected(zk_server.connect_string) as c:
+        r = c.auth("digest", credential)
+        if credential is None:
+            assert (r.xid, r.err) == (-4, rawzk.AUTHFAILED)
+            assert c.wait_closed(5)
+        else:
+            assert (r.xid, r.err) == (-4, 0)
+            assert c.ping().err == 0
+
+
 def test_kazoo_auth_failed_state(zk_client_factory):
     c = zk_client_factory()
     states = []

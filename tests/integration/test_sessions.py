@@ -34,6 +34,8 @@ def test_handshake_new_session_layout(zk_server):
         resp = c.handshake(timeout_ms=10000)
         assert resp.protocol_version == 0 and resp.timeout == 10000
         assert resp.session_id != 0 and len(resp.passwd) == 16 and resp.passwd != b"\x00" * 16
+        # a standalone server hands out session ids as server 1: 0x01 in the top byte
+        assert resp.session_id >> 56 == 1
         assert resp.read_only is False and resp.raw_len == 37
         r = c.ping()
         assert (r.xid, r.err, r.body) == (-2, 0, b"") and r.zxid > 0
