@@ -35,6 +35,7 @@ class ServerConfig:
     container_check_interval_ms: int = 60000  # znode.container.checkIntervalMs
     server_id: int = 0                        # myid (standalone: 0)
     force_sync: bool = True                   # forceSync (fsync the txn log before acknowledging)
+    enforce_quota: bool = False               # enforceQuota (a write past a hard quota limit fails)
 
     @property
     def min_session_timeout_ms(self) -> int:
@@ -265,4 +266,5 @@ _SETTERS = {
     "DigestAuthenticationProvider.superDigest": ("super_digest", _p_digest),
     "znode.container.checkIntervalMs": ("container_check_interval_ms", _p_positive),
     "forceSync": ("force_sync", lambda k, v, w: _parse_bool(k, v, ("yes", "true"), ("no", "false"))),
+    "enforceQuota": ("enforce_quota", lambda k, v, w: _parse_bool(k, v, ("true",), ("false",))),
 }

@@ -76,6 +76,8 @@ def test_session_timeout_defaults_follow_ticktime():
     ("zookeeper.DigestAuthenticationProvider.superDigest=s:abc=", "super_digest", "s:abc="),
     ("zookeeper.forceSync=no", "force_sync", False),
     ("forceSync=yes", "force_sync", True),
+    ("enforceQuota=true", "enforce_quota", True),
+    ("zookeeper.enforceQuota=false", "enforce_quota", False),
     ("zookeeper.snapCount=10", "snap_count", 10),
     ("jute.maxbuffer=0x200000", "jute_maxbuffer", 0x200000),
     ("clientPort=0", "client_port", 0),  # 0: pick a free port
@@ -168,6 +170,7 @@ def test_snapcount_below_two_is_corrected_as_zookeeper_does():
     ("jute.maxbuffer=1M", ["jute.maxbuffer", "1M"]),
     ("extendedTypesEnabled=maybe", ["extendedTypesEnabled", "maybe"]),
     ("forceSync=sometimes", ["forceSync", "sometimes"]),
+    ("enforceQuota=yes", ["enforceQuota", "yes"]),  # ZooKeeper would read "yes" as false
     ("znode.container.checkIntervalMs=-1", ["znode.container.checkIntervalMs", "-1"]),
     ("DigestAuthenticationProvider.superDigest=nocolon", ["superDigest", "nocolon"]),
     ("dataDir=", ["dataDir"]),

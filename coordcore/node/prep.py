@@ -21,9 +21,10 @@ TTL_MAX = 0xFFFFFFFFFF
 
 
 class Preparer:
-    def __init__(self, pending: PendingTree, extended_types: bool):
+    def __init__(self, pending: PendingTree, extended_types: bool, enforce_quota: bool = False):
         self.pending = pending
         self.extended_types = extended_types
+        self.enforce_quota = enforce_quota
 
     # ---- entry points ----
     def prep(self, op: int, req, session_id: int, auth: A.AuthInfo, zxid: int, time: int) -> tuple[int, tuple]:
@@ -116,6 +117,8 @@ class Preparer:
             raise ApiError(Err.NODEEXISTS)
         if parent.kind == T.K_EPHEMERAL:
             raise ApiError(Err.NOCHILDRENFOREPHEMERALS)
+        if self.enforce_quota and self.pending.tree.quotas:
+            self._check_quota(path, len(req.data) if req.data else 0, 1)
         if op == P.CREATE_CONTAINER or flags == 4:
             kind, owner = T.K_CONTAINER, 0
         elif op == P.CREATE_TTL:
@@ -164,8 +167,22 @@ class Preparer:
         if not is_valid(path):
             raise ApiError(Err.BADARGUMENTS)
         node = self._existing(path, auth, A.PERM_WRITE)
+        if self.enforce_quota and self.pending.tree.quotas:
+            self._check_quota(path, (len(req.data) if req.data else 0) - self._data_len(path), 0)
         self._check_version(req.version, node.version)
         return T.T_SET_DATA, (path, req.data, int32(node.version + 1))
+
+    def _check_quota(self, path, bytes_diff, count_diff):
+        # ZooKeeper judges a write against the committed tree's quota stats (writes still in flight
+        # are not counted), and only a hard limit fails it.
+        if self.pending.tree.quota_exceeded(path, bytes_diff, count_diff):
+            raise ApiError(Err.QUOTAEXCEEDED)
+
+    def _data_len(self, path):
+        """The data length a setData replaces: the committed node's (pending records carry no data;
+        ZooKeeper would use a pending setData's data here, a difference only under pipelined writes)."""
+        node = self.pending.tree.nodes.get(path)
+        return len(node.data) if node is not None and node.data else 0
 
     def _set_acl(self, req, auth):
         path = req.path

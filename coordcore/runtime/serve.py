@@ -110,7 +110,8 @@ class Server:
         if state.truncated_bytes:
             log.warning("storage.torn_tail_truncated", bytes=state.truncated_bytes)
         self.node = Node(tick_ms=cfg.tick_ms, server_id=cfg.server_id, extended_types=cfg.extended_types_enabled,
-                         super_digest=cfg.super_digest, state=state, now_ms=_now_ms())
+                         super_digest=cfg.super_digest, state=state, now_ms=_now_ms(),
+                         enforce_quota=cfg.enforce_quota)
         self.node.on_session_closed = self._on_session_closed
         self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
                                                       cfg.client_port, reuse_address=True, backlog=1024)

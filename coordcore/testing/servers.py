@@ -65,6 +65,7 @@ ZK_SYSTEM_PROPERTY_KEYS = {
     "DigestAuthenticationProvider.superDigest": "zookeeper.DigestAuthenticationProvider.superDigest",
     "jute.maxbuffer": "jute.maxbuffer",
     "forceSync": "zookeeper.forceSync",
+    "enforceQuota": "zookeeper.enforceQuota",
 }
 
 #: Keys the launchers own; a value given for them in ``config`` is an error.

@@ -6,6 +6,7 @@ ZooKeeper's order.  No I/O, no clock, no watches here.
 """
 from __future__ import annotations
 
+from coordcore.tree import quota as Q
 from coordcore.tree import txn as T
 from coordcore.tree.paths import int32
 from coordcore.wire.jute import OPEN_ACL as JUTE_OPEN_ACL
@@ -155,6 +156,8 @@ class DataTree:
         # While a snapshot is being encoded in steps, the state each node had when it started is kept
         # here (by node object) before the node's first change, so the snapshot is exact at one zxid.
         self.preserved: dict | None = None
+        # Paths with a quota (a zookeeper_limits node under /zookeeper/quota): see coordcore.tree.quota.
+        self.quotas: set[str] = set()
 
     # ----- reads -----
     def get(self, path: str) -> ZNode | None:
@@ -194,6 +197,8 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
+            if self.quotas:
+                self._count_quota(b[0], (len(b[1]) if b[1] else 0) - old, 0)
             self.events.append((EV_CHANGED, b[0], _guarded(node.meta[0]), None))
             return node.stat_bytes()
         if t == T.T_SET_ACL:
@@ -226,6 +231,8 @@ class DataTree:
         if kind != T.K_PERSISTENT:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
+        if self.quotas or path.startswith(Q.QUOTA_ROOT):
+            self._quota_on_create(path, data)
         self.events.append((EV_CREATED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
         return node.stat_bytes()
 
@@ -239,8 +246,105 @@ class DataTree:
             parent.pzxid = zxid
         self._unindex(path, node)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        if self.quotas:
+            slash = path.rfind("/")
+            if path[slash + 1:] == Q.LIMIT_NODE:
+                self.quotas.discard(Q.quota_prefix_of(path[:slash]))
+            self._count_quota(path, -(len(node.data) if node.data else 0), -1)
         self.events.append((EV_DELETED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
         return None
+
+    # ----- quotas (ZooKeeper's DataTree: updateQuotaStat, updateQuotaForPath, setupQuota) -----
+    def quota_of(self, path: str) -> str | None:
+        """The deepest quota path that is ``path`` or one of its ancestors."""
+        quotas = self.quotas
+        while path:
+            if path in quotas:
+                return path
+            path = path[:path.rfind("/")]
+        return None
+
+    def _quota_on_create(self, path, data):
+        slash = path.rfind("/")
+        name = path[slash + 1:]
+        if name == Q.LIMIT_NODE or name == Q.STAT_NODE:
+            prefix = Q.quota_prefix_of(path[:slash])
+            if prefix:
+                if name == Q.LIMIT_NODE:
+                    self.quotas.add(prefix)
+                else:
+                    self._recount_quota(prefix)
+        if self.quotas:
+            self._count_quota(path, len(data) if data else 0, 1)
+
+    def _count_quota(self, path, bytes_diff, count_diff):
+        """Add a change below a quota path to its stats node (rewritten in place, as ZooKeeper does)."""
+        prefix = self.quota_of(path)
+        if prefix is None:
+            return
+        node = self.nodes.get(Q.stat_path(prefix))
+        stats = Q.parse(node.data) if node is not None else None
+        if stats is None:
+            return  # no stats node, or data ZooKeeper's parser would fail on: left as it is
+        stats["count"] = stats.get("count", -1) + count_diff
+        stats["bytes"] = stats.get("bytes", -1) + bytes_diff
+        self._rewrite_in_place(node, Q.render(stats))
+
+    def _recount_quota(self, prefix):
+        """Set a quota's stats node to the subtree's node count and data bytes."""
+        node = self.nodes.get(Q.stat_path(prefix))
+        if node is None:
+            return
+        count = size = 0
+        root = self.nodes.get(prefix)
+        stack = [root] if root is not None else []
+        nodes = self.nodes
+        while stack:
+            n = stack.pop()
+            count += 1
+            size += len(n.data) if n.data else 0
+            stack.extend(nodes[c] for c in n.children)
+        self._rewrite_in_place(node, b"count=%d,bytes=%d" % (count, size))
+
+    def _rewrite_in_place(self, node, data):
+        # Like ZooKeeper: no version, mzxid or data-size change and no watch; a snapshot being
+        # encoded in steps still gets the node as it was when the snapshot started.
+        if self.preserved is not None and node not in self.preserved:
+            self.preserved[node] = node.snap_fields()
+        node.data = data
+
+    def setup_quotas(self):
+        """After loading a snapshot: find the quota paths and recount each one (setupQuota)."""
+        self.quotas.clear()
+        tail = "/" + Q.LIMIT_NODE
+        nodes = self.nodes
+        stack = [Q.QUOTA_ROOT] if Q.QUOTA_ROOT in nodes else []
+        while stack:
+            path = stack.pop()
+            children = nodes[path].children
+            if children:
+                stack.extend(children)
+            elif path.endswith(tail):
+                prefix = path[len(Q.QUOTA_ROOT):path.index(tail)]
+                if prefix:
+                    self._recount_quota(prefix)
+                    self.quotas.add(prefix)
+
+    def quota_exceeded(self, path: str, bytes_diff: int, count_diff: int) -> bool:
+        """Whether a create/setData at ``path`` passes a hard quota limit, judged on this (committed)
+        tree's stats as ZooKeeper's checkQuota does."""
+        prefix = self.quota_of(path)
+        if prefix is None:
+            return False
+        limit = self.nodes.get(Q.limit_path(prefix))
+        limits = Q.parse(limit.data) if limit is not None else None
+        if limits is None:
+            return False
+        stat = self.nodes.get(Q.stat_path(prefix))
+        current = Q.parse(stat.data) if stat is not None else None
+        if current is None:
+            return False
+        return Q.exceeds_hard_limit(limits, current, bytes_diff, count_diff)
 
     def index(self, path, node):
         """Record an ephemeral, container or TTL node in its index."""

@@ -186,5 +186,6 @@ def decode(data: bytes) -> tuple[DataTree, list[tuple[int, int, bytes]]]:
             tree.index(path, n)
         data_size += len(path) + (len(n.data) if n.data else 0)
     tree.data_size = data_size
+    tree.setup_quotas()
     sessions = [(r.long(), r.int(), r.buffer() or b"") for _ in range(r.int())]
     return tree, sessions

@@ -143,6 +143,30 @@ def test_zkcli_auth_acl_ephemerals_and_sessions(zk_server, zk_root):
     assert out[3] == ["Auth scheme: User", "ip: 127.0.0.1"]
 
 
+def test_zkcli_setquota_listquota_delquota(zk_server, zk_root):
+    q = f"{zk_root}/quota"
+    out = run_zkcli(zk_server, [
+        f"create {q}",                    # 0
+        f"create {q}/a 12345",            # 1
+        f"create {q}/b 1234567890",       # 2
+        f"setquota -n 5 {q}",             # 3
+        f"listquota {q}",                 # 4
+        f"create {q}/c",                  # 5
+        f"set {q}/a 1",                   # 6
+        f"setquota -n 2 {q}",             # 7
+        f"listquota {q}",                 # 8
+        f"delquota {q}",                  # 9
+        f"listquota {q}",                 # 10
+    ])
+    assert out[4] == [f"absolute path is /zookeeper/quota{q}/zookeeper_limits",
+                      f"Output quota for {q} count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1",
+                      f"Output stat for {q} count=3,bytes=15"]
+    assert out[7] == ["[Warning]: the count quota you create is less than the existing count:4"]
+    assert out[8][1:] == [f"Output quota for {q} count=2,bytes=-1=;byteHardLimit=-1;countHardLimit=-1",
+                          f"Output stat for {q} count=4,bytes=11"]
+    assert out[10][1:] == [f"quota for {q} does not exist."]
+
+
 def test_zkcli_single_command_from_arguments(zk_server, zk_root):
     """``zkCli.sh -server HOST:PORT CMD ARGS`` runs one command and exits."""
     env = dict(os.environ, CLIENT_JVMFLAGS="-Xmx64m -XX:+UseSerialGC -XX:TieredStopAtLevel=1")

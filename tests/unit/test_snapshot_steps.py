@@ -53,3 +53,28 @@ def test_stepped_snapshot_decodes_to_the_tree_it_started_from():
     tree, sessions = S.decode(enc.result())
     assert "/n50" in tree.nodes and sessions == []
     assert S.encode(tree, []) == before
+
+
+def test_stepped_snapshot_keeps_a_quota_stats_node_as_it_was():
+    # The server rewrites a quota's stats node in place (no txn of its own); a snapshot being
+    # encoded must still get the value it had at the start.
+    t = DataTree()
+    z = 0
+    for path, data in [("/q", b""), ("/zookeeper/quota/q", b""),
+                       ("/zookeeper/quota/q/zookeeper_limits", b"count=9,bytes=-1"),
+                       ("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0")]:
+        z += 1
+        parent = t.nodes[path[:path.rfind("/")] or "/"]
+        t.apply(T.Txn(z, z, 1, 1, T.T_CREATE, (path, data, OPEN, 0, 0, -1, parent.cseq + 1)))
+    stats = "/zookeeper/quota/q/zookeeper_stats"
+    assert t.nodes[stats].data == b"count=1,bytes=0"
+    expected = S.encode(t, [])
+    enc = S.SnapshotEncoder(t, [], track=True)
+    assert not enc.step(1)
+    t.apply(T.Txn(z + 1, z + 1, 1, 1, T.T_CREATE, ("/q/kid", b"abc", OPEN, 0, 0, -1, 1)))
+    assert t.nodes[stats].data == b"count=2,bytes=3"
+    while not enc.step(1):
+        pass
+    assert enc.result() == expected
+    restored, _ = S.decode(enc.result())
+    assert restored.quotas == {"/q"} and restored.nodes[stats].data == b"count=1,bytes=0"
