@@ -36,6 +36,7 @@ class ServerConfig:
     server_id: int = 0                        # myid (standalone: 0)
     force_sync: bool = True                   # forceSync (fsync the txn log before acknowledging)
     enforce_quota: bool = False               # enforceQuota (a write past a hard quota limit fails)
+    reconfig_enabled: bool = False            # reconfigEnabled (standalone: reconfig is UNIMPLEMENTED)
 
     @property
     def min_session_timeout_ms(self) -> int:
@@ -60,7 +61,7 @@ KNOWN_4LW = frozenset(
 #: Keys ZooKeeper accepts that mean nothing to a standalone coordcore: accepted with an "ignored" warning.
 _IGNORED_KEYS = frozenset("""
     initLimit syncLimit electionAlg electionPort quorumListenOnAllIPs peerType syncEnabled
-    dynamicConfigFile standaloneEnabled reconfigEnabled sslQuorum portUnification secureClientPort
+    dynamicConfigFile standaloneEnabled sslQuorum portUnification secureClientPort
     secureClientPortAddress observerMasterPort clientPortListenBacklog maxCnxns localSessionsEnabled
     localSessionsUpgradingEnabled multiAddress.enabled multiAddress.reachabilityCheckTimeoutMs
     multiAddress.reachabilityCheckEnabled oraclePath connectToLearnerMasterLimit
@@ -267,4 +268,5 @@ _SETTERS = {
     "znode.container.checkIntervalMs": ("container_check_interval_ms", _p_positive),
     "forceSync": ("force_sync", lambda k, v, w: _parse_bool(k, v, ("yes", "true"), ("no", "false"))),
     "enforceQuota": ("enforce_quota", lambda k, v, w: _parse_bool(k, v, ("true",), ("false",))),
+    "reconfigEnabled": ("reconfig_enabled", lambda k, v, w: _parse_bool(k, v, ("true",), ("false",))),
 }

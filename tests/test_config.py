@@ -78,6 +78,7 @@ def test_session_timeout_defaults_follow_ticktime():
     ("forceSync=yes", "force_sync", True),
     ("enforceQuota=true", "enforce_quota", True),
     ("zookeeper.enforceQuota=false", "enforce_quota", False),
+    ("reconfigEnabled=true", "reconfig_enabled", True),
     ("zookeeper.snapCount=10", "snap_count", 10),
     ("jute.maxbuffer=0x200000", "jute_maxbuffer", 0x200000),
     ("clientPort=0", "client_port", 0),  # 0: pick a free port

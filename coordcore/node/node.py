@@ -35,7 +35,7 @@ NO_BODY = b""
 
 class Node:
     def __init__(self, *, tick_ms: int, server_id: int, extended_types: bool, super_digest: str | None,
-                 state: DurableState, now_ms: int, enforce_quota: bool = False):
+                 state: DurableState, now_ms: int, enforce_quota: bool = False, reconfig_enabled: bool = False):
         self.super_digest = super_digest
         # A standalone ZooKeeper's session tracker runs as server 1, so its session ids start 0x01...;
         # in an ensemble the top byte is the server's myid.
@@ -47,7 +47,7 @@ class Node:
         else:
             self.committed = DataTree()
         self.pending = PendingTree(self.committed)
-        self.preparer = Preparer(self.pending, extended_types, enforce_quota)
+        self.preparer = Preparer(self.pending, extended_types, enforce_quota, reconfig_enabled)
         self.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ))
         self.on_session_closed = None  # callback(session_id) set by the runtime
         self.recovered_txns = 0

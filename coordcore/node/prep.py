@@ -21,10 +21,12 @@ TTL_MAX = 0xFFFFFFFFFF
 
 
 class Preparer:
-    def __init__(self, pending: PendingTree, extended_types: bool, enforce_quota: bool = False):
+    def __init__(self, pending: PendingTree, extended_types: bool, enforce_quota: bool = False,
+                 reconfig_enabled: bool = False):
         self.pending = pending
         self.extended_types = extended_types
         self.enforce_quota = enforce_quota
+        self.reconfig_enabled = reconfig_enabled
 
     # ---- entry points ----
     def prep(self, op: int, req, session_id: int, auth: A.AuthInfo, zxid: int, time: int) -> tuple[int, tuple]:
@@ -74,7 +76,8 @@ class Preparer:
         if op == P.CHECK:
             return self._check(req, auth)
         if op == P.RECONFIG:
-            raise ApiError(Err.RECONFIGDISABLED)
+            # a standalone ZooKeeper with reconfig enabled still cannot reconfigure: UNIMPLEMENTED
+            raise ApiError(Err.UNIMPLEMENTED if self.reconfig_enabled else Err.RECONFIGDISABLED)
         raise ApiError(Err.UNIMPLEMENTED)
 
     # ---- single ops ----

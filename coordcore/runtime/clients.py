@@ -24,6 +24,7 @@ log = structlog.get_logger("coordcore")
 S_NEW, S_AWAIT_SESSION, S_CONNECTED, S_CLOSED = range(4)
 FOUR_LETTER_PREFIXES = frozenset(w.encode() for w in fourletter.FOUR_LETTER_WORDS)
 INVALID_PASSWD = b"\x00" * 16
+NULL_BUFFER = b"\xff\xff\xff\xff"  # a jute buffer of length -1 (null)
 SESSIONLESS_TIMEOUT_S = 10.0
 MAX_OUTSTANDING = 1000  # per connection, like ZooKeeper's globalOutstandingLimit default
 
@@ -209,8 +210,16 @@ class ClientConnection(asyncio.Protocol):
         if op > 0:
             self.last_cxid = xid
         if decoder is None:
-            log.warning("client.unknown_opcode", peer="%s:%s" % self.peer, opcode=op)
-            self._enqueue_error(xid, op, Err.UNIMPLEMENTED, now_ns)
+            if op == P.SASL:
+                # No SASL here. Refuse it as a ZooKeeper does when a client's SASL authentication
+                # fails -- AUTHFAILED (with an empty SASL token) and the connection closed -- so the
+                # client reports an auth failure (kazoo's AUTH_FAILED state) instead of an
+                # unexpected error in its connection thread.
+                log.warning("client.sasl_refused", peer="%s:%s" % self.peer)
+                self._enqueue_error(xid, op, Err.AUTHFAILED, now_ns, NULL_BUFFER)
+            else:
+                log.warning("client.unknown_opcode", peer="%s:%s" % self.peer, opcode=op)
+                self._enqueue_error(xid, op, Err.UNIMPLEMENTED, now_ns)
             self.close_after_flush = True
             self.state = S_AWAIT_SESSION  # read nothing more
             return

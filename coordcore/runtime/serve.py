@@ -111,7 +111,7 @@ class Server:
             log.warning("storage.torn_tail_truncated", bytes=state.truncated_bytes)
         self.node = Node(tick_ms=cfg.tick_ms, server_id=cfg.server_id, extended_types=cfg.extended_types_enabled,
                          super_digest=cfg.super_digest, state=state, now_ms=_now_ms(),
-                         enforce_quota=cfg.enforce_quota)
+                         enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled)
         self.node.on_session_closed = self._on_session_closed
         self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
                                                       cfg.client_port, reuse_address=True, backlog=1024)

@@ -20,6 +20,21 @@ def test_unknown_opcode_gets_unimplemented_then_close(zk_server):
         assert c.wait_closed(5)
 
 
+def test_sasl_is_refused_with_authfailed_then_close(zk_server):
+    # coordcore has no SASL: it answers a SASL packet as a ZooKeeper whose SASL authentication failed
+    # does, so kazoo goes to AUTH_FAILED at once. A ZooKeeper without a JAAS setup answers OK with a
+    # null token and leaves the client to fail on its own (kazoo: AUTH_FAILED after ~10 s).
+    with rawzk.connected(zk_server.connect_string) as c:
+        r = c.call(102, rawzk.Writer().buffer(b"").bytes())
+        assert r.body == b"\xff\xff\xff\xff"  # SetSASLResponse with a null token
+        if zk_server.backend == "coordcore":
+            assert r.err == rawzk.AUTHFAILED
+            assert c.wait_closed(5)
+        else:
+            assert r.err == 0
+            assert c.ping().err == 0
+
+
 def test_oversized_frame_closes(zk_server):
     with rawzk.connected(zk_server.connect_string) as c:
         c.send_raw(struct.pack("!i", 0x100000 + 1) + b"\x00" * 64)
@@ -104,6 +119,13 @@ def test_reconfig_standalone_is_disabled(zk_server):
         r = c.call(rawzk.RECONFIG, rawzk.Writer().string(None).string(None).string(None).long(-1).bytes())
         assert r.err == rawzk.RECONFIGDISABLED
         assert r.zxid == before + 1  # it is a failed write: it consumes a zxid
+
+
+def test_reconfig_standalone_with_reconfig_enabled_is_unimplemented(zk_server_factory):
+    server = zk_server_factory({"reconfigEnabled": "true"})
+    with rawzk.connected(server.connect_string) as c:
+        r = c.call(rawzk.RECONFIG, rawzk.Writer().string(None).string(None).string(None).long(-1).bytes())
+        assert r.err == rawzk.UNIMPLEMENTED
 
 
 def test_failed_write_consumes_a_zxid(zk_server, zk_root):
