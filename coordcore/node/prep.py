@@ -177,9 +177,13 @@ class Preparer:
 
     def _check_quota(self, path, bytes_diff, count_diff):
         # ZooKeeper judges a write against the committed tree's quota stats (writes still in flight
-        # are not counted), and only a hard limit fails it.
-        if self.pending.tree.quota_exceeded(path, bytes_diff, count_diff):
+        # are not counted), and only a hard limit fails it; limits or stats it cannot parse make its
+        # prep throw, which it answers with MARSHALLINGERROR.
+        verdict = self.pending.tree.quota_check(path, bytes_diff, count_diff)
+        if verdict == "exceeded":
             raise ApiError(Err.QUOTAEXCEEDED)
+        if verdict == "unreadable":
+            raise ApiError(Err.MARSHALLINGERROR)
 
     def _data_len(self, path):
         """The data length a setData replaces: the committed node's (pending records carry no data;

@@ -197,10 +197,11 @@ class DataTree:
             node.version = b[2]
             node.mzxid = zxid
             node.mtime = time
+            stat = node.stat_bytes()  # the reply's Stat is taken before any quota stats rewrite
             if self.quotas:
                 self._count_quota(b[0], (len(b[1]) if b[1] else 0) - old, 0)
             self.events.append((EV_CHANGED, b[0], _guarded(node.meta[0]), None))
-            return node.stat_bytes()
+            return stat
         if t == T.T_SET_ACL:
             node = self.nodes[b[0]]
             if self.preserved is not None and node not in self.preserved:
@@ -232,9 +233,14 @@ class DataTree:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
         if self.quotas or path.startswith(Q.QUOTA_ROOT):
+            # ZooKeeper copies the reply's Stat before it rewrites a quota's stats node (which may be
+            # this very node)
+            stat = node.stat_bytes()
             self._quota_on_create(path, data)
+        else:
+            stat = node.stat_bytes()
         self.events.append((EV_CREATED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
-        return node.stat_bytes()
+        return stat
 
     def _delete(self, path, zxid):
         node = self.nodes.pop(path)
@@ -330,21 +336,28 @@ class DataTree:
                     self._recount_quota(prefix)
                     self.quotas.add(prefix)
 
-    def quota_exceeded(self, path: str, bytes_diff: int, count_diff: int) -> bool:
-        """Whether a create/setData at ``path`` passes a hard quota limit, judged on this (committed)
-        tree's stats as ZooKeeper's checkQuota does."""
+    def quota_check(self, path: str, bytes_diff: int, count_diff: int) -> str | None:
+        """ZooKeeper's checkQuota for a create/setData at ``path``, on this (committed) tree's stats:
+        None if the write may go ahead, "exceeded" past a hard limit, "unreadable" where ZooKeeper's
+        parser throws on the limits or stats data (it then answers MARSHALLINGERROR)."""
         prefix = self.quota_of(path)
         if prefix is None:
-            return False
+            return None
         limit = self.nodes.get(Q.limit_path(prefix))
-        limits = Q.parse(limit.data) if limit is not None else None
+        if limit is None:
+            return None
+        limits = Q.parse(limit.data)
         if limits is None:
-            return False
+            return "unreadable"
+        if not Q.checks_something(limits, bytes_diff, count_diff):
+            return None  # the stats node is not even read
         stat = self.nodes.get(Q.stat_path(prefix))
-        current = Q.parse(stat.data) if stat is not None else None
+        if stat is None:
+            return None
+        current = Q.parse(stat.data)
         if current is None:
-            return False
-        return Q.exceeds_hard_limit(limits, current, bytes_diff, count_diff)
+            return "unreadable"
+        return "exceeded" if Q.exceeds_hard_limit(limits, current, bytes_diff, count_diff) else None
 
     def index(self, path, node):
         """Record an ephemeral, container or TTL node in its index."""

@@ -76,6 +76,12 @@ def render(stats: dict[str, int]) -> bytes:
     return text.encode("utf-8")
 
 
+def checks_something(limits: dict[str, int], bytes_diff: int, count_diff: int) -> bool:
+    """Whether checkQuota goes on to read the stats: some limit is set on a quantity that changes."""
+    return bool((count_diff and (limits.get("count", -1) > -1 or limits.get("countHardLimit", -1) > -1))
+                or (bytes_diff and (limits.get("bytes", -1) > -1 or limits.get("byteHardLimit", -1) > -1)))
+
+
 def exceeds_hard_limit(limits: dict[str, int], current: dict[str, int], bytes_diff: int, count_diff: int) -> bool:
     """Whether a change of ``count_diff`` nodes and ``bytes_diff`` bytes passes a hard limit
     (ZooKeeperServer.checkQuota: a soft limit is only ever reported)."""

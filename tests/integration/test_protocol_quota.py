@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import QuotaExceededError
+from kazoo.exceptions import MarshallingError, QuotaExceededError
+
+from coordcore.testing import make_server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -197,3 +199,38 @@ def test_hard_limits_are_not_enforced_by_default(zk_client, zk_root):
     set_quota(zk_client, q, b"count=-1,bytes=-1=;countHardLimit=1")
     zk_client.create(q + "/a")
     assert stats(zk_client, q) == b"count=2,bytes=0"
+
+
+def test_unreadable_limits_fail_an_enforced_write_with_marshalling_error(enforcing_client):
+    zk = enforcing_client
+    zk.create("/u")
+    set_quota(zk, "/u", b"count=-1,bytes=-1=;countHardLimit=3")
+    zk.set(f"{QUOTA}/u/zookeeper_limits", b"not a limit")  # ZooKeeper's parser throws on it
+    with pytest.raises(MarshallingError):
+        zk.create("/u/a")
+    zk.set(f"{QUOTA}/u/zookeeper_limits", b"count=-1,bytes=-1=;countHardLimit=3")
+    zk.create("/u/a")
+    assert stats(zk, "/u") == b"count=2,bytes=0"
+
+
+def test_unreadable_stats_are_left_alone_and_the_server_keeps_serving():
+    # coordcore only: ZooKeeper 3.8 dies on this input -- its apply thread throws on the stats data
+    # ("Severe unrecoverable error, from thread SyncThread") and the server exits.
+    server = make_server("coordcore")
+    server.start()
+    zk = KazooClient(hosts=server.connect_string)
+    try:
+        zk.start(30)
+        zk.create("/bad")
+        set_quota(zk, "/bad", b"count=10,bytes=-1")
+        zk.set(f"{QUOTA}/bad/zookeeper_stats", b"garbage")
+        zk.create("/bad/a", b"x")
+        zk.set("/bad/a", b"xyz")
+        assert stats(zk, "/bad") == b"garbage"
+        zk.set(f"{QUOTA}/bad/zookeeper_stats", b"count=2,bytes=3")
+        zk.delete("/bad/a")
+        assert stats(zk, "/bad") == b"count=1,bytes=0"
+    finally:
+        zk.stop()
+        zk.close()
+        server.close()
