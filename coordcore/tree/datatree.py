@@ -232,13 +232,11 @@ class DataTree:
         if kind != T.K_PERSISTENT:
             self.index(path, node)
         self.data_size += len(path) + (len(data) if data else 0)
+        # ZooKeeper copies the reply's Stat before it rewrites a quota's stats node (which may be this
+        # very node)
+        stat = node.stat_bytes()
         if self.quotas or path.startswith(Q.QUOTA_ROOT):
-            # ZooKeeper copies the reply's Stat before it rewrites a quota's stats node (which may be
-            # this very node)
-            stat = node.stat_bytes()
             self._quota_on_create(path, data)
-        else:
-            stat = node.stat_bytes()
         self.events.append((EV_CREATED, path, _guarded(node.meta[0]), _guarded(parent.meta[0])))
         return stat
 
