@@ -10,7 +10,9 @@ import os as _os
 import re as _re
 from dataclasses import dataclass, replace
 
-DEFAULT_4LW = frozenset("ruok srvr stat mntr conf cons wchs dump envi isro".split())
+# As ZooKeeper (3.5.3 on): without 4lw.commands.whitelist only srvr is answered; the others can reveal
+# clients, sessions and the environment, or cost the server a walk over every watch.
+DEFAULT_4LW = frozenset({"srvr"})
 
 
 class ConfigError(ValueError):

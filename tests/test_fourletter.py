@@ -198,8 +198,10 @@ def test_words_not_in_the_whitelist_get_zookeepers_refusal():
     assert render("ruok", sample_info(), whitelist) == "imok"
 
 
-def test_default_whitelist_covers_what_kazoo_and_tools_need():
-    assert {"ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "dump", "envi", "isro"} <= DEFAULT_WHITELIST
+def test_default_whitelist_is_zookeepers_srvr_only():
+    assert DEFAULT_WHITELIST == {"srvr"}
+    assert render("ruok", sample_info(), DEFAULT_WHITELIST) == "ruok is not executed because it is not in the whitelist.\n"
+    assert render("srvr", sample_info(), DEFAULT_WHITELIST).startswith("Zookeeper version:")
 
 
 def test_not_serving():

@@ -202,7 +202,11 @@ class ClientConnection(asyncio.Protocol):
             self.touched = True
             server.touch(self)
         if op == P.PING:
-            self.send(frame_reply(P.XID_PING, self.node.committed.last_zxid, 0))
+            zxid = self.node.committed.last_zxid
+            self.send(frame_reply(P.XID_PING, zxid, 0))
+            # cons shows a ping as the last operation, as ZooKeeper's does
+            self.last_op, self.last_zxid = "PING", zxid
+            self.last_response_ms = int(time.monotonic() * 1000)
             return
         decoder = P.DECODERS.get(op)
         now_ns = time.perf_counter_ns()

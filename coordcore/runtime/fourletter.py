@@ -14,8 +14,9 @@ What the runtime has to do around :func:`render`:
 * :func:`side_effect` names the stats reset ``srst``/``crst`` ask for (when whitelisted);
 * write the whole reply at once, then close the connection (kazoo reads it with a single ``recv``).
 
-Watches: like ZooKeeper, ``wchs``/``wchc``/``wchp`` describe *data* watches (getData/exists) only,
-while ``mntr``'s ``zk_watch_count`` counts data and child watches (``ServerInfo.watch_count``).
+Watches: like ZooKeeper, ``wchs``/``wchc``/``wchp`` describe its *data* watch table (getData/exists,
+and the persistent and persistent-recursive watches it files there too), while ``mntr``'s
+``zk_watch_count`` counts its data and child tables together (``ServerInfo.watch_count``).
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
 from coordcore.storage.disk import DiskStorage, StorageError
 from coordcore.tree import txn as T
-from coordcore.tree.watches import DATA
+from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE
 from coordcore.wire import proto as P
 
 log = structlog.get_logger("coordcore")
@@ -440,6 +440,12 @@ class Server:
     def four_letter(self, conn: ClientConnection, cmd: str, arg: bytes = b"") -> None:
         whitelisted = cmd in self.config.four_letter_whitelist
         conn.is_four_letter = True
+        if whitelisted:
+            # ZooKeeper counts an executed word as a packet each way, on the server and on the
+            # asking connection (which it lists among the connections while it answers)
+            conn.recved += 1
+            self.packets_received += 1
+            self.packets_sent += 1
         effect = fourletter.side_effect(cmd) if whitelisted else None
         if effect == "set_trace_mask" and len(arg) == 8:
             self.trace_mask = int.from_bytes(arg, "big", signed=True)
@@ -449,9 +455,10 @@ class Server:
             self.lat_min = self.lat_max = self.lat_total = self.lat_count = 0
             self.packets_received = self.packets_sent = 0
         elif effect == "reset_connection_stats":
-            for c in self.conns:
+            for c in self.conns:  # ZooKeeper's ServerCnxn.resetStats
                 c.lat_min = c.lat_max = c.lat_total = c.lat_count = c.lat_last = 0
                 c.recved = c.sent = 0
+                c.last_op, c.last_cxid, c.last_zxid, c.last_response_ms = "NA", -1, -1, 0
         conn.out.append(text.encode("utf-8"))
         conn.close_after_flush = True
         conn.state = 1
@@ -462,7 +469,7 @@ class Server:
         tree = node.committed
         conns = []
         for c in self.conns:
-            if c.state == 3 or c.is_four_letter:
+            if c.state == 3:
                 continue
             conns.append(fourletter.ConnInfo(
                 remote_ip=c.peer[0], remote_port=c.peer[1], queued=len(c.pending), recved=c.recved, sent=c.sent,
@@ -470,8 +477,7 @@ class Server:
                 timeout_ms=c.timeout_ms, last_cxid=c.last_cxid, last_zxid=c.last_zxid,
                 last_response_ms=c.last_response_ms, last_latency_ms=c.lat_last, min_latency_ms=c.lat_min,
                 avg_latency_ms=(c.lat_total // c.lat_count) if c.lat_count else 0, max_latency_ms=c.lat_max))
-        data_watches = {path: [w.session_id for w in ws] for path, ws in node.watches.tables[DATA].items()}
-        watch_count = sum(len(s) for t in node.watches.tables for s in t.values())
+        data_watches, watch_count = zookeeper_watch_tables(node.watches.tables)
         sessions = [fourletter.SessionInfo(session_id=s.session_id, timeout_ms=s.timeout_ms,
                                            expires_at_ms=s.expires_ms,
                                            ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
@@ -488,6 +494,26 @@ class Server:
             snap_dir=self.storage.snap_dir, log_dir=self.storage.log_dir,
             data_dir_size=_dir_size(self.storage.snap_dir), data_log_size=_dir_size(self.storage.log_dir),
             trace_mask=self.trace_mask)
+
+
+def zookeeper_watch_tables(tables) -> tuple[dict[str, list[int]], int]:
+    """The watches as ZooKeeper 3.8 reports them: (its data-watch table as path -> session ids, the
+    number of entries in its data and child tables together).
+
+    ZooKeeper files a persistent or persistent-recursive watch in both tables and a one-shot watch in
+    one; wchs/wchc/wchp list the data table, mntr's zk_watch_count counts both. One connection has at
+    most one entry per path in each table (its one-shot and persistent watches there are one entry)."""
+    data: dict[str, dict] = {}
+    child: dict[str, set] = {}
+    for kind, into in ((DATA, "d"), (PERSISTENT, "dc"), (RECURSIVE, "dc"), (CHILD, "c")):
+        for path, watchers in tables[kind].items():
+            for w in watchers:
+                if "d" in into:
+                    data.setdefault(path, {})[w] = w.session_id
+                if "c" in into:
+                    child.setdefault(path, set()).add(w)
+    count = sum(len(v) for v in data.values()) + sum(len(v) for v in child.values())
+    return {path: list(ws.values()) for path, ws in data.items()}, count
 
 
 class ServerThread:

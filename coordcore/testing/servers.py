@@ -2,7 +2,7 @@
 
 Every launcher has the same interface (:class:`ServerHandle`): it picks a free port once (asked of the
 OS) and keeps it across restarts, writes a zoo.cfg from a dict of ZooKeeper config keys, starts the
-server and returns only once it serves (``ruok`` answers ``imok`` and a real client handshake works),
+server and returns only once it serves (``srvr`` answers and a real client handshake works),
 and can stop it gracefully, kill it (SIGKILL, data kept) and restart it on the same data dir.
 
 Data and temp files
@@ -15,7 +15,8 @@ Config
     ``config`` is a dict of zoo.cfg keys, the same for both backends (tickTime, minSessionTimeout,
     maxSessionTimeout, snapCount, maxClientCnxns, extendedTypesEnabled, znode.container.checkIntervalMs,
     DigestAuthenticationProvider.superDigest, jute.maxbuffer, 4lw.commands.whitelist, ...), merged over
-    :data:`DEFAULT_TEST_CONFIG`.  dataDir, clientPort and clientPortAddress are filled in by the
+    :data:`DEFAULT_TEST_CONFIG` (a key given as None is left out, so the server's own default
+    applies: ``{"4lw.commands.whitelist": None}``).  dataDir, clientPort and clientPortAddress are filled in by the
     launcher.  For Apache ZooKeeper, keys that it only reads as Java system properties are passed as
     ``-D`` flags (see :data:`ZK_SYSTEM_PROPERTY_KEYS`).
 
@@ -138,7 +139,9 @@ class ServerHandle(abc.ABC):
         for key in _LAUNCHER_KEYS:
             if key in config:
                 raise ValueError(f"{key} is set by the launcher; pass data_dir=/port= instead")
-        self.config: dict[str, Any] = {**DEFAULT_TEST_CONFIG, **config}
+        # a key given as None is left out, so the server's own default applies
+        merged = {**DEFAULT_TEST_CONFIG, **config}
+        self.config: dict[str, Any] = {k: v for k, v in merged.items() if v is not None}
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.work_dir = pathlib.Path(tempfile.mkdtemp(prefix=f"{self.backend}-test-"))
@@ -171,7 +174,7 @@ class ServerHandle(abc.ABC):
                 "clientPortAddress": self.host}
 
     def start(self, timeout: float = 30) -> "ServerHandle":
-        """Start the server; return once it answers ruok and accepts a client session."""
+        """Start the server; return once it answers srvr and accepts a client session."""
         if self.running:
             return self
         _keep_server_logs_off_stdout()
@@ -256,11 +259,12 @@ class ServerHandle(abc.ABC):
                     f"{self.backend} server on {self.connect_string} did not serve within {timeout}s "
                     f"({last_error}); log {self.log_path}:\n{self.log_tail()}")
             try:
-                answer = self.four_letter("ruok", timeout=min(2.0, remaining))
-                if answer.strip() == "imok":
+                # srvr: the one word both servers answer whatever the whitelist says
+                answer = self.four_letter("srvr", timeout=min(2.0, remaining))
+                if answer.startswith("Zookeeper version:"):
                     self._client_handshake(min(10.0, max(remaining, 1.0)))
                     return
-                last_error = f"ruok answered {answer!r}"
+                last_error = f"srvr answered {answer[:200]!r}"
             except Exception as e:  # connection refused while starting, handshake timeout, ...
                 last_error = f"{type(e).__name__}: {e}"
             time.sleep(0.05)

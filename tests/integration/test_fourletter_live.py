@@ -95,9 +95,76 @@ def test_envi_and_kazoo_parse_it(zk_server, zk_client):
     assert len(zk_client.server_version()) >= 3
 
 
+def test_without_a_whitelist_only_srvr_is_answered(zk_server_factory):
+    server = zk_server_factory({"4lw.commands.whitelist": None})  # the servers' own default
+    assert "4lw.commands.whitelist" not in server.zoo_cfg()
+    assert server.four_letter("srvr").startswith("Zookeeper version:")
+    for word in ("ruok", "stat", "mntr", "conf", "cons", "wchs", "dump", "envi", "isro"):
+        assert server.four_letter(word) == f"{word} is not executed because it is not in the whitelist.\n"
+
+
 def test_whitelist_gates_commands(zk_server_factory):
     server = zk_server_factory({"4lw.commands.whitelist": "srvr, ruok"})
     assert server.four_letter("ruok") == "imok"
     assert "Mode:" in server.four_letter("srvr")
     assert server.four_letter("mntr") == "mntr is not executed because it is not in the whitelist.\n"
     assert server.four_letter("envi") == "envi is not executed because it is not in the whitelist.\n"
+
+
+def _mntr(server) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in server.four_letter("mntr").splitlines() if line)
+
+
+def test_watch_counts_file_persistent_watches_as_zookeeper_does(zk_server_factory):
+    # ZooKeeper keeps a data table and a child table of watches: a persistent or persistent-recursive
+    # watch is in both, a one-shot watch in one. wchs/wchc/wchp show the data table, zk_watch_count
+    # counts both.
+    server = zk_server_factory({})
+    with rawzk.connected(server.connect_string) as c:
+        for path in ("/p", "/r", "/c", "/n", "/d"):
+            c.create(path, b"")
+        sid = c.session.session_id
+        steps = [
+            (lambda: c.add_watch("/p", 0), 2, "1 connections watching 1 paths\nTotal watches:1\n"),
+            (lambda: c.add_watch("/r", 1), 4, "1 connections watching 2 paths\nTotal watches:2\n"),
+            (lambda: c.get_children("/c", watch=True), 5, "1 connections watching 2 paths\nTotal watches:2\n"),
+            (lambda: c.exists("/n", watch=True), 6, "1 connections watching 3 paths\nTotal watches:3\n"),
+            (lambda: (c.get_data("/d", watch=True), c.get_children("/d", watch=True)), 8,
+             "1 connections watching 4 paths\nTotal watches:4\n"),
+        ]
+        for act, count, wchs in steps:
+            act()
+            assert int(_mntr(server)["zk_watch_count"]) == count
+            assert server.four_letter("wchs") == wchs
+        wchp = server.four_letter("wchp")
+        assert sorted(re.findall(r"^(/\w)$", wchp, re.M)) == ["/d", "/n", "/p", "/r"]
+        assert wchp.count(f"\t0x{sid:x}") == 4
+
+
+def test_the_asking_connection_counts_as_a_connection_and_its_word_as_packets(zk_server_factory):
+    server = zk_server_factory({})
+    text = server.four_letter("srvr")
+    assert re.search(r"^Connections: 1$", text, re.M)  # the connection asking
+    server.four_letter("srst")
+    for _ in range(3):
+        assert server.four_letter("ruok") == "imok"
+    text = server.four_letter("srvr")
+    assert re.search(r"^Received: 4$", text, re.M) and re.search(r"^Sent: 4$", text, re.M)
+    cons = server.four_letter("cons")
+    assert re.fullmatch(r" /127\.0\.0\.1:\d+\[\d+\]\(queued=0,recved=1,sent=0\)\n\n", cons), cons
+
+
+def test_cons_after_a_ping_and_after_crst(zk_server):
+    with rawzk.connected(zk_server.connect_string) as c:
+        c.create("/x-" + str(c.session.session_id), b"")
+        assert c.ping().err == 0
+        mine = [line for line in zk_server.four_letter("cons").splitlines()
+                if f"sid=0x{c.session.session_id:x}" in line]
+        assert len(mine) == 1 and ",lop=PING," in mine[0], mine
+        assert zk_server.four_letter("crst") == "Connection stats reset.\n"
+        mine = [line for line in zk_server.four_letter("cons").splitlines()
+                if f"sid=0x{c.session.session_id:x}" in line]
+        assert len(mine) == 1
+        assert ",lop=NA," in mine[0] and ",lcxid=" not in mine[0], mine
+        assert ",lzxid=0xffffffffffffffff,lresp=0," in mine[0], mine
+        assert "(queued=0,recved=0,sent=0," in mine[0], mine
