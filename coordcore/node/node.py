@@ -188,7 +188,10 @@ class Node:
             self.watches.add(CHILD, req.path, conn)
         path = req.path or "/"
         cut = 1 if path == "/" else len(path) + 1  # children are stored as full paths
-        w = Writer().strings([c[cut:] for c in node.children])
+        # Sorted: ZooKeeper leaves the order unspecified (3.8 gives its hash-set order), and a set's
+        # order here would change from one server process to the next. Sorting costs ~0.4 us for 16
+        # children and ~16 ms for 100k.
+        w = Writer().strings(sorted([c[cut:] for c in node.children]))
         if with_stat:
             w.raw(node.stat_bytes())
         return 0, w.getvalue()

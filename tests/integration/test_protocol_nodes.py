@@ -324,3 +324,30 @@ def test_delete_rules(zk_client, zk_root):
         zk_client.delete(zk_root + "/nope")
     zk_client.delete(zk_root + "/p", recursive=True)
     assert zk_client.exists(zk_root + "/p") is None
+
+
+def test_coordcore_lists_children_sorted_on_every_run():
+    # ZooKeeper leaves getChildren's order unspecified; coordcore sorts, so a listing does not change
+    # from one server process to the next (a set's order would: str hashes are seeded per process).
+    from kazoo.client import KazooClient  # noqa: PLC0415
+
+    from coordcore.testing import make_server  # noqa: PLC0415
+
+    names = ["n", "a", "q", "d", "z", "k", "w", "y", "b", "c", "e", "m", "0000000001", "Z", "é"]
+    for _ in range(2):
+        server = make_server("coordcore")
+        server.start()
+        zk = KazooClient(hosts=server.connect_string)
+        try:
+            zk.start(30)
+            for name in names:
+                zk.create(f"/ord/{name}", makepath=True)
+            assert zk.get_children("/ord") == sorted(names)
+            children, stat = zk.get_children("/ord", include_data=True)
+            assert children == sorted(names) and stat.numChildren == len(names)
+            server.restart()
+            assert zk.get_children("/ord") == sorted(names)
+        finally:
+            zk.stop()
+            zk.close()
+            server.close()
