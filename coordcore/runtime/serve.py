@@ -505,13 +505,12 @@ def zookeeper_watch_tables(tables) -> tuple[dict[str, list[int]], int]:
     most one entry per path in each table (its one-shot and persistent watches there are one entry)."""
     data: dict[str, dict] = {}
     child: dict[str, set] = {}
-    for kind, into in ((DATA, "d"), (PERSISTENT, "dc"), (RECURSIVE, "dc"), (CHILD, "c")):
+    for kind in (DATA, PERSISTENT, RECURSIVE):
         for path, watchers in tables[kind].items():
-            for w in watchers:
-                if "d" in into:
-                    data.setdefault(path, {})[w] = w.session_id
-                if "c" in into:
-                    child.setdefault(path, set()).add(w)
+            data.setdefault(path, {}).update((w, w.session_id) for w in watchers)
+    for kind in (PERSISTENT, RECURSIVE, CHILD):
+        for path, watchers in tables[kind].items():
+            child.setdefault(path, set()).update(watchers)
     count = sum(len(v) for v in data.values()) + sum(len(v) for v in child.values())
     return {path: list(ws.values()) for path, ws in data.items()}, count
 

@@ -341,21 +341,24 @@ class DataTree:
         prefix = self.quota_of(path)
         if prefix is None:
             return None
-        limit = self.nodes.get(Q.limit_path(prefix))
-        if limit is None:
-            return None
-        limits = Q.parse(limit.data)
-        if limits is None:
-            return "unreadable"
+        limits = self._quota_node_data(Q.limit_path(prefix))
+        if limits is None or limits == "unreadable":
+            return limits
         if not Q.checks_something(limits, bytes_diff, count_diff):
             return None  # the stats node is not even read
-        stat = self.nodes.get(Q.stat_path(prefix))
-        if stat is None:
-            return None
-        current = Q.parse(stat.data)
-        if current is None:
-            return "unreadable"
+        current = self._quota_node_data(Q.stat_path(prefix))
+        if current is None or current == "unreadable":
+            return current
         return "exceeded" if Q.exceeds_hard_limit(limits, current, bytes_diff, count_diff) else None
+
+    def _quota_node_data(self, path):
+        """A limits or stats node's data parsed; None if there is no such node, "unreadable" if it
+        does not parse."""
+        node = self.nodes.get(path)
+        if node is None:
+            return None
+        parsed = Q.parse(node.data)
+        return "unreadable" if parsed is None else parsed
 
     def index(self, path, node):
         """Record an ephemeral, container or TTL node in its index."""

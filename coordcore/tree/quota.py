@@ -85,12 +85,8 @@ def checks_something(limits: dict[str, int], bytes_diff: int, count_diff: int) -
 def exceeds_hard_limit(limits: dict[str, int], current: dict[str, int], bytes_diff: int, count_diff: int) -> bool:
     """Whether a change of ``count_diff`` nodes and ``bytes_diff`` bytes passes a hard limit
     (ZooKeeperServer.checkQuota: a soft limit is only ever reported)."""
-    if count_diff and (limits.get("count", -1) > -1 or limits.get("countHardLimit", -1) > -1):
-        hard = limits.get("countHardLimit", -1)
-        if hard > -1 and current.get("count", -1) + count_diff > hard:
-            return True
-    if bytes_diff and (limits.get("bytes", -1) > -1 or limits.get("byteHardLimit", -1) > -1):
-        hard = limits.get("byteHardLimit", -1)
-        if hard > -1 and current.get("bytes", -1) + bytes_diff > hard:
-            return True
-    return False
+    hard = limits.get("countHardLimit", -1)
+    if count_diff and hard > -1 and current.get("count", -1) + count_diff > hard:
+        return True
+    hard = limits.get("byteHardLimit", -1)
+    return bool(bytes_diff and hard > -1 and current.get("bytes", -1) + bytes_diff > hard)

@@ -240,11 +240,16 @@ def test_generator_is_seeded_and_varied():
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
 def test_random_trace_matches_zookeeper(seed):
+    steps = random_steps(seed)
+    _compare(seed, steps, server_config(seed))
+
+
+def _compare(seed: int, steps, config: dict) -> None:
+    """Run ``steps`` one request at a time on both servers; fail with the diff and the steps if the
+    traces differ."""
     if not zookeeper_available():
         pytest.fail("Apache ZooKeeper is not installed (apt-get install zookeeper); differential tests need it")
-    steps = random_steps(seed)
     plain = [(who, op, body) for who, op, body, _ in steps]
-    config = server_config(seed)
     expected = tc.run("zookeeper", plain, config)
     actual = tc.run("coordcore", plain, config)
     if expected != actual:
@@ -308,17 +313,8 @@ def quota_prelude() -> list[tuple[str, int, bytes, str]]:
 
 @pytest.mark.parametrize("seed", QUOTA_SEEDS, ids=lambda s: f"quota_seed_{s}")
 def test_random_trace_with_quotas_matches_zookeeper(seed):
-    if not zookeeper_available():
-        pytest.fail("Apache ZooKeeper is not installed (apt-get install zookeeper); differential tests need it")
     # ... and at the end, read both stats nodes (the server's counting shows in every trace)
     reads = [("z", tc.G, tc.pw(f"/zookeeper/quota{q}/zookeeper_stats", False), f"read stats of {q}")
              for q in ("/r", "/r/a")]
     steps = quota_prelude() + random_steps(seed, paths=QUOTA_PATHS, data=QUOTA_DATA) + reads
-    plain = [(who, op, body) for who, op, body, _ in steps]
-    config = {**server_config(seed), "enforceQuota": "true" if seed % 3 else "false"}
-    expected = tc.run("zookeeper", plain, config)
-    actual = tc.run("coordcore", plain, config)
-    if expected != actual:
-        diff = "\n".join(list(difflib.unified_diff(expected, actual, "zookeeper", "coordcore", lineterm=""))[:60])
-        listing = "\n".join(f"{i:3d} {who}: {text}" for i, (who, _, _, text) in enumerate(steps))
-        pytest.fail(f"seed {seed}: coordcore's trace differs from ZooKeeper's\n{diff}\nsteps:\n{listing}")
+    _compare(seed, steps, {**server_config(seed), "enforceQuota": "true" if seed % 3 else "false"})
