@@ -1,16 +1,12 @@
-"""Node: one server minus sockets and clock.
+"""Node: what every replica holds and does, minus sockets and clock.
 
-It owns the committed DataTree (what reads see), the pending tree that prep
-validates against (committed tree + changes in flight), the watches and the
-session table.  The runtime drives it:
+It owns the applied DataTree (what reads see), the watches and the session table.  It applies
+committed txns (firing their watches), builds the reply for the request that made a txn and answers
+reads.  What only a leader does -- prep against the pending tree, zxid allocation, session expiry,
+container/TTL reaping -- is in proposer.Proposer; the pipeline that joins the two is replica.Replica.
 
-    txn  = node.prep_request(...)      # decided at once, recorded in the pending tree
-    data = txn_codec.encode(txn)       # runtime: storage.append(data); group fsync
-    node.commit(txn)                   # after fsync: apply, fire watches (before the reply!)
-    err, body = node.reply_body(...)   # the reply for the request that made the txn
-
-Reads are answered from the committed tree by read().  Time and randomness
-come in as arguments.
+Watch notifications leave through `notify(watcher, event type, path)`, a sink set by the replica:
+the Node never calls into a connection.  Time comes in as arguments.
 """
 from __future__ import annotations
 
@@ -18,25 +14,26 @@ from typing import Iterator
 
 from coordcore.errors import Err
 from coordcore.node import acl as A
-from coordcore.node.pending import PendingTree, child_count
-from coordcore.node.prep import Preparer
 from coordcore.node.sessions import SessionTracker
 from coordcore.storage.api import DurableState
 from coordcore.tree import snapshot as S
 from coordcore.tree import txn as T
 from coordcore.tree.datatree import DataTree
 from coordcore.tree.hashorder import hash_set_order
-from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE, WatchManager
+from coordcore.tree.watches import (CHILD, DATA, NODE_CHILDREN_CHANGED, NODE_CREATED, NODE_DATA_CHANGED,
+                                    NODE_DELETED, PERSISTENT, RECURSIVE, WatchManager)
 from coordcore.wire import proto as P
 from coordcore.wire.jute import I32, Writer
 
 NO_BODY = b""
 
 
+def _drop(watcher, event_type, path):
+    """The notification sink until a replica sets its own (recovery replays with no watchers)."""
+
+
 class Node:
-    def __init__(self, *, tick_ms: int, server_id: int, extended_types: bool, super_digest: str | None,
-                 state: DurableState, now_ms: int, enforce_quota: bool = False, reconfig_enabled: bool = False):
-        self.super_digest = super_digest
+    def __init__(self, *, tick_ms: int, server_id: int, state: DurableState, now_ms: int):
         # A standalone ZooKeeper's session tracker runs as server 1, so its session ids start 0x01...;
         # in an ensemble the top byte is the server's myid.
         self.sessions = SessionTracker(tick_ms, server_id or 1, now_ms)
@@ -46,53 +43,29 @@ class Node:
                 self.sessions.add(sid, timeout, passwd, now_ms)
         else:
             self.committed = DataTree()
-        self.pending = PendingTree(self.committed)
-        self.preparer = Preparer(self.pending, extended_types, enforce_quota, reconfig_enabled)
-        self.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ))
-        self.on_session_closed = None  # callback(session_id) set by the runtime
+        self.notify = _drop
+        self.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ),
+                                    notify=_drop)
         self.recovered_txns = 0
         for zxid, data in state.txns:
-            self.commit(T.decode(data))
+            self.apply_committed(T.decode(data))
             self.recovered_txns += 1
         self.committed.events.clear()
-        self.last_zxid = self.committed.last_zxid  # last zxid handed out by prep
         self.sessions.refresh_all(now_ms)
 
-    # ------------------------------------------------------------------ writes
-    def next_zxid(self) -> int:
-        self.last_zxid += 1
-        return self.last_zxid
+    def set_notify(self, sink) -> None:
+        """Where watch notifications go: sink(watcher, event type, path), in the order they fire."""
+        self.notify = self.watches.notify = sink
 
-    def prep_request(self, op, req, session_id, cxid, auth, now_ms) -> T.Txn:
-        zxid = self.next_zxid()
-        if op == P.CLOSE_SESSION:
-            t, b = self.preparer.close_session(session_id)
-            self.preparer.apply(t, b, zxid)
-        else:
-            t, b = self.preparer.prep(op, req, session_id, auth, zxid, now_ms)
-        return T.Txn(zxid, now_ms, session_id, cxid, t, b)
+    @property
+    def last_applied(self) -> int:
+        return self.committed.last_zxid
 
-    def prep_create_session(self, timeout_ms: int, passwd: bytes, now_ms: int) -> T.Txn:
-        sid = self.sessions.allocate_id()
-        return T.Txn(self.next_zxid(), now_ms, sid, 0, T.T_CREATE_SESSION, (timeout_ms, passwd))
-
-    def prep_close_session(self, session_id: int, now_ms: int) -> T.Txn:
-        return self.prep_request(P.CLOSE_SESSION, None, session_id, 0, None, now_ms)
-
-    def prep_internal_delete(self, path: str, now_ms: int) -> T.Txn | None:
-        """Container/TTL reaper: a delete decided by the server, dropped if it no longer applies."""
-        node = self.pending.get(path)
-        if node is None or child_count(node):
-            return None
-        zxid = self.next_zxid()
-        self.preparer.apply(T.T_DELETE, (path,), zxid)
-        return T.Txn(zxid, now_ms, 0, 0, T.T_DELETE, (path,))
-
-    def commit(self, txn: T.Txn):
-        """Apply a durable txn to the committed tree and fire its watches.  Returns the apply result."""
+    # ------------------------------------------------------------------ applying committed txns
+    def apply_committed(self, txn: T.Txn):
+        """Apply a committed, durable txn to the tree and fire its watches.  Returns the apply result."""
         tree = self.committed
         result = tree.apply(txn)
-        self.pending.committed(txn.zxid)
         if tree.events:
             events = tree.events
             tree.events = []
@@ -102,11 +75,10 @@ class Node:
             self.sessions.add(txn.session_id, txn.body[0], txn.body[1], txn.time)
         elif t == T.T_CLOSE_SESSION:
             self.sessions.remove(txn.session_id)
-            if self.on_session_closed is not None:
-                self.on_session_closed(txn.session_id)
         return result
 
     def reply_body(self, op, req, txn: T.Txn, result) -> tuple[int, bytes]:
+        """The (error code, reply body) for the request `op`/`req` that made `txn`, once applied."""
         t = txn.type
         if t == T.T_ERROR:
             return txn.body[0], NO_BODY
@@ -278,25 +250,26 @@ class Node:
     def _set_watches(self, req, conn):
         rel = req.relative_zxid
         nodes = self.committed.nodes
+        notify = self.notify
         def resume(paths, kind, changed_event, changed):
             # a watch whose node changed after the client's last seen zxid fires now; else it is set
             for path in paths:
                 n = nodes.get(path)
                 if n is None:
-                    conn.notify(2, path)
+                    notify(conn, NODE_DELETED, path)
                 elif changed(n):
-                    conn.notify(changed_event, path)
+                    notify(conn, changed_event, path)
                 else:
                     self.watches.add(kind, path, conn)
 
         # ZooKeeper's order: data, exist, child
-        resume(req.data, DATA, 3, lambda n: n.mzxid > rel)
+        resume(req.data, DATA, NODE_DATA_CHANGED, lambda n: n.mzxid > rel)
         for path in req.exist:
             if path in nodes:
-                conn.notify(1, path)
+                notify(conn, NODE_CREATED, path)
             else:
                 self.watches.add(DATA, path, conn)
-        resume(req.child, CHILD, 4, lambda n: n.pzxid > rel)
+        resume(req.child, CHILD, NODE_CHILDREN_CHANGED, lambda n: n.pzxid > rel)
         for path in req.persistent:
             self.watches.add(PERSISTENT, path, conn)
         for path in req.recursive:
@@ -341,16 +314,21 @@ class Node:
     def _session_list(self) -> list[tuple[int, int, bytes]]:
         return [(s.session_id, s.timeout_ms, s.passwd) for s in self.sessions.sessions.values()]
 
-    def reap_candidates(self, now_ms: int) -> list[str]:
-        """Containers that had children and are empty; TTL nodes empty and unmodified for ttl ms."""
-        tree = self.committed
-        out = []
-        for path in list(tree.containers):
-            n = tree.nodes.get(path)
-            if n is not None and not n.children and n.cseq > 0:
-                out.append(path)
-        for path in list(tree.ttls):
-            n = tree.nodes.get(path)
-            if n is not None and not n.children and now_ms - n.mtime > n.ttl:
-                out.append(path)
-        return out
+
+def zookeeper_watch_tables(tables) -> tuple[dict[str, list[int]], int]:
+    """The watches as ZooKeeper 3.8 reports them: (its data-watch table as path -> session ids, the
+    number of entries in its data and child tables together).
+
+    ZooKeeper files a persistent or persistent-recursive watch in both tables and a one-shot watch in
+    one; wchs/wchc/wchp list the data table, mntr's zk_watch_count counts both. One connection has at
+    most one entry per path in each table (its one-shot and persistent watches there are one entry)."""
+    data: dict[str, dict] = {}
+    child: dict[str, set] = {}
+    for kind in (DATA, PERSISTENT, RECURSIVE):
+        for path, watchers in tables[kind].items():
+            data.setdefault(path, {}).update((w, w.session_id) for w in watchers)
+    for kind in (PERSISTENT, RECURSIVE, CHILD):
+        for path, watchers in tables[kind].items():
+            child.setdefault(path, set()).update(watchers)
+    count = sum(len(v) for v in data.values()) + sum(len(v) for v in child.values())
+    return {path: list(ws.values()) for path, ws in data.items()}, count

@@ -134,8 +134,8 @@ class PendingTree:
             else:
                 changes[path] = old
 
-    # ----- commit -----
-    def committed(self, zxid: int) -> None:
+    # ----- pruning -----
+    def prune_through(self, zxid: int) -> None:
         """The committed tree has applied every txn up to `zxid`: drop what it now shows."""
         touched, changes = self._touched, self.changes
         while touched and touched[0][0] <= zxid:

@@ -60,7 +60,7 @@ class Preparer:
             done.append((t, b))
         return T.T_MULTI, (done,)
 
-    def apply(self, t: int, b: tuple, zxid: int) -> None:
+    def record(self, t: int, b: tuple, zxid: int) -> None:
         """Record an internally decided txn (session close, reaper delete) in the pending tree."""
         self.pending.record(t, b, zxid)
 

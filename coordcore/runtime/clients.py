@@ -1,9 +1,9 @@
-"""Client connections: bytes <-> protocol records <-> Node.  One asyncio Protocol per socket.
+"""Client connections: bytes <-> protocol records <-> Replica.  One asyncio Protocol per socket.
 
-No protocol decisions beyond framing and per-connection ordering: replies
-leave in request order; a read waits behind the same connection's pending
-writes; pings are answered at once; notifications are queued on the
-connection as the txn that triggers them is applied, before its reply.
+Framing and per-connection ordering: replies leave in request order; a read waits behind the same
+connection's pending writes; pings are answered at once; notifications are queued on the connection
+in the order the replica delivers them, before the reply that reveals their change.  Session
+decisions (handshake, expiry, closing) are the replica's.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from coordcore.wire.jute import FRAMED_REPLY_HEADER, I32, REQUEST_HEADER, Reader
 log = structlog.get_logger("coordcore")
 
 S_NEW, S_AWAIT_SESSION, S_CONNECTED, S_CLOSED = range(4)
+# reads that may fire notifications at once (a resumed watch whose node changed): delivered before the reply
+NOTIFYING_READS = frozenset({P.SET_WATCHES, P.SET_WATCHES2})
 FOUR_LETTER_PREFIXES = frozenset(w.encode() for w in fourletter.FOUR_LETTER_WORDS)
 INVALID_PASSWD = b"\x00" * 16
 NULL_BUFFER = b"\xff\xff\xff\xff"  # a jute buffer of length -1 (null)
@@ -50,7 +52,7 @@ class Pending:
 class ClientConnection(asyncio.Protocol):
     def __init__(self, server):
         self.server = server
-        self.node = server.node
+        self.replica = server.replica
         self.transport = None
         self.inbuf = bytearray()
         self.out: list[bytes] = []
@@ -185,6 +187,25 @@ class ClientConnection(asyncio.Protocol):
         if self.state == S_CONNECTED and self.inbuf:
             self.data_received(b"")
 
+    def await_session(self):
+        """Read nothing more until the session being created is established (or the connection closes)."""
+        self.state = S_AWAIT_SESSION
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state == S_CLOSED
+
+    def close_when_flushed(self):
+        """Close once everything queued on this connection (its last replies) has been written."""
+        self.close_after_flush = True
+        self._schedule_flush()
+
+    def answer_and_close(self, data: bytes):
+        """A four-letter word's answer: send it, read nothing more, close once it is out."""
+        self.out.append(data)
+        self.await_session()
+        self.close_when_flushed()
+
     def session_invalid(self):
         self.send(P.encode_connect_response(0, 0, INVALID_PASSWD, False if self.has_read_only_flag else None))
         self.close_after_flush = True
@@ -202,7 +223,7 @@ class ClientConnection(asyncio.Protocol):
             self.touched = True
             server.touch(self)
         if op == P.PING:
-            zxid = self.node.committed.last_zxid
+            zxid = self.replica.last_applied
             self.send(frame_reply(P.XID_PING, zxid, 0))
             # cons shows a ping as the last operation, as ZooKeeper's does
             self.last_op, self.last_zxid = "PING", zxid
@@ -237,8 +258,7 @@ class ClientConnection(asyncio.Protocol):
         if op == P.AUTH:
             self._on_auth(xid, req, now_ns)
             return
-        sess = self.node.sessions.get(self.session_id)
-        if sess is None or sess.closing:
+        if not self.replica.accepts_requests(self.session_id):
             self._enqueue_error(xid, op, Err.SESSIONEXPIRED, now_ns)
             return
         if len(self.pending) >= MAX_OUTSTANDING and not self.reading_paused:
@@ -248,12 +268,17 @@ class ClientConnection(asyncio.Protocol):
             p = Pending(xid, op, req, True, now_ns)
             self.pending.append(p)
             server.submit_request(self, p)
-            if op == P.CLOSE_SESSION:
-                sess.closing = True
         elif self.pending:
-            self.pending.append(Pending(xid, op, req, False, now_ns))
+            p = Pending(xid, op, req, False, now_ns)
+            self.pending.append(p)
+            reply = self.replica.read_after_writes(self, p)
+            if reply is not None:  # nothing of ours was in flight: only answers waiting to be sent
+                p.reply = reply
+                self.drain()
         else:
-            err, body = self.node.read(op, req, self)
+            err, body = self.replica.read(op, req, self)
+            if op in NOTIFYING_READS:
+                server.deliver_now()
             self._reply(xid, err, body, now_ns)
 
     def _on_auth(self, xid, req, now_ns):
@@ -274,21 +299,19 @@ class ClientConnection(asyncio.Protocol):
         self.pending.append(p)
         self.drain()
 
-    def on_committed(self, p: Pending, err: int, body: bytes):
-        p.reply = (err, body)
+    def on_committed(self, p: Pending, reply: tuple[int, bytes]):
+        """The (err, body) answer to a request the replica answered; sent once every earlier one's is out."""
+        p.reply = reply
         if self.pending and self.pending[0] is p:
             self.drain()
 
     def drain(self):
-        """Send every reply at the head of the queue that is ready (reads are evaluated now)."""
+        """Send every reply at the head of the queue that is ready."""
         pending = self.pending
-        node = self.node
         while pending:
             p = pending[0]
             if p.reply is None:
-                if p.is_write:
-                    break
-                p.reply = node.read(p.op, p.req, self)
+                break  # a write in flight, or a read the replica answers after it
             pending.popleft()
             err, body = p.reply
             if p.op == P.AUTH:
@@ -303,7 +326,7 @@ class ClientConnection(asyncio.Protocol):
         self._schedule_flush()
 
     def _reply(self, xid, err, body, received_ns):
-        zxid = self.node.committed.last_zxid
+        zxid = self.replica.last_applied
         self.send(frame_reply(xid, zxid, err, body))
         self.last_zxid = zxid
         lat = (time.perf_counter_ns() - received_ns) // 1_000_000

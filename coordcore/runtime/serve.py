@@ -1,11 +1,13 @@
-"""The asyncio shell of one standalone server: listener, group commit, timers, four-letter words.
+"""The asyncio shell of one server: listener, group fsync, timers, snapshots, four-letter words.
 
-Write path (one pipeline; standalone is a quorum of one):
-  request -> Node.prep_request (decided, applied to the future tree) -> storage.append
-          -> one fsync for the whole batch (group commit: on the loop thread while the disk is fast,
-             on the storage thread when it is slow, so reads keep being served)
-          -> Node.commit (committed tree, watches fire) -> replies in per-connection order.
-Nothing is acknowledged before its txn is fsynced.
+It decides nothing about the protocol: the Replica (coordcore/node/replica.py) does.  The shell feeds
+it inputs (client writes, handshakes, ticks) and carries out each Ready it returns:
+
+  ready.appends -> storage.append, then one fsync for everything appended (group commit: on the loop
+                   thread while the disk is fast, on the storage thread when it is slow, so reads keep
+                   being served) -> replica.persisted(last zxid) -> the next Ready
+  ready.deliver -> watch notifications, replies, new sessions and closes, to the connections, in order.
+Nothing is acknowledged before its txn is fsynced: the replica only delivers what persisted() covers.
 """
 from __future__ import annotations
 
@@ -22,13 +24,13 @@ import warnings
 import structlog
 
 from coordcore.config import ServerConfig
-from coordcore.node.node import Node
+from coordcore import zxid as Z
+from coordcore.node.node import zookeeper_watch_tables
+from coordcore.node.replica import CLOSE, EVENT, REPLY, SESSION, Connect, Replica
 from coordcore.runtime import fourletter
 from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
 from coordcore.storage.disk import DiskStorage, StorageError
-from coordcore.tree import txn as T
-from coordcore.tree.watches import CHILD, DATA, PERSISTENT, RECURSIVE
 from coordcore.wire import proto as P
 
 log = structlog.get_logger("coordcore")
@@ -73,15 +75,16 @@ class Server:
         self.config = config
         self.loop: asyncio.AbstractEventLoop | None = None
         self.storage: DiskStorage | None = None
-        self.node: Node | None = None
+        self.replica: Replica | None = None
+        self.node = None  # the replica's Node: the applied tree, watches and sessions (for reads and 4lw)
         self.listener = None
         self.port = None
         self.conns: set[ClientConnection] = set()
         self.conns_by_ip: dict[str, int] = {}
-        self.session_conns: dict[int, ClientConnection] = {}
-        self.batch: list = []
-        self.committing = False
-        self.commit_scheduled = False
+        self.syncing = False
+        self.sync_scheduled = False
+        self.unsynced_last: int | None = None  # the last zxid appended to storage and not yet synced
+        self.unsynced_count = 0
         self.batch_seen = 0
         self.batch_turns = 0
         self.sync_ewma_s = 0.0
@@ -109,19 +112,21 @@ class Server:
         state = self.storage.load()
         if state.truncated_bytes:
             log.warning("storage.torn_tail_truncated", bytes=state.truncated_bytes)
-        self.node = Node(tick_ms=cfg.tick_ms, server_id=cfg.server_id, extended_types=cfg.extended_types_enabled,
-                         super_digest=cfg.super_digest, state=state, now_ms=_now_ms(),
-                         enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled)
-        self.node.on_session_closed = self._on_session_closed
+        self.replica = Replica(state=state, now_ms=_now_ms(), tick_ms=cfg.tick_ms, server_id=cfg.server_id,
+                               min_session_timeout_ms=cfg.min_session_timeout_ms,
+                               max_session_timeout_ms=cfg.max_session_timeout_ms,
+                               reap_interval_ms=cfg.container_check_interval_ms,
+                               extended_types=cfg.extended_types_enabled, super_digest=cfg.super_digest,
+                               enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled)
+        self.node = self.replica.node
         self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
                                                       cfg.client_port, reuse_address=True, backlog=1024)
         self.port = self.listener.sockets[0].getsockname()[1]
-        self._every(cfg.tick_ms, self._on_tick)
-        self._every(cfg.container_check_interval_ms, self._on_reap)
+        self._every(min(cfg.tick_ms, cfg.container_check_interval_ms), self._on_tick)
         log.info("server.started", address=cfg.client_port_address, port=self.port, data_dir=cfg.data_dir,
                  loop=type(self.loop).__module__.split(".")[0],
-                 zxid="0x%x" % self.node.committed.last_zxid, sessions=len(self.node.sessions.sessions),
-                 recovered_txns=self.node.recovered_txns, snapshot_zxid="0x%x" % state.snapshot_zxid,
+                 zxid=Z.fmt(self.replica.last_applied), sessions=len(self.node.sessions.sessions),
+                 recovered_txns=self.node.recovered_txns, snapshot_zxid=Z.fmt(state.snapshot_zxid),
                  load_ms=round((time.perf_counter() - t0) * 1000, 1))
 
     async def stop(self) -> None:
@@ -132,7 +137,7 @@ class Server:
             self.listener.close()
         for c in list(self.conns):
             c.close()
-        while self.committing or self.batch or self.commit_scheduled:
+        while self.syncing or self._unsynced() or self.sync_scheduled:
             await asyncio.sleep(0.005)
         self._abandon_snapshot_child()
         if self.storage is not None:
@@ -164,93 +169,68 @@ class Server:
             self.conns_by_ip[ip] -= 1
             if not self.conns_by_ip[ip]:
                 del self.conns_by_ip[ip]
-        self.node.watches.remove_watcher(conn)
-        if conn.session_id and self.session_conns.get(conn.session_id) is conn:
-            del self.session_conns[conn.session_id]
+        self.replica.connection_closed(conn)
 
     def touch(self, conn: ClientConnection) -> None:
-        self.node.sessions.touch(conn.session_id, _now_ms())
+        self.replica.touch(conn.session_id, _now_ms())
 
     def handle_connect(self, conn: ClientConnection, req: P.ConnectRequest) -> None:
-        node = self.node
-        if req.last_zxid_seen > node.committed.last_zxid:
-            log.warning("client.zxid_ahead", peer="%s:%s" % conn.peer, client_zxid="0x%x" % req.last_zxid_seen,
-                        server_zxid="0x%x" % node.committed.last_zxid)
+        replica = self.replica
+        decision, timeout = replica.connect(conn, req, os.urandom(16), _now_ms())
+        self._take_ready()  # a connection the session had before is dropped first
+        if decision is Connect.REFUSED:
+            log.warning("client.zxid_ahead", peer="%s:%s" % conn.peer, client_zxid=Z.fmt(req.last_zxid_seen),
+                        server_zxid=Z.fmt(replica.last_applied))
             conn.close()
-            return
-        cfg = self.config
-        timeout = min(max(req.timeout_ms, cfg.min_session_timeout_ms), cfg.max_session_timeout_ms)
-        conn.state = 1  # S_AWAIT_SESSION: read nothing more until the session is set up
-        if req.session_id == 0:
-            txn = node.prep_create_session(timeout, os.urandom(16), _now_ms())
-            self._submit(txn, self._session_created, conn)
-            return
-        old = self.session_conns.get(req.session_id)
-        if old is not None and old is not conn:
-            old.close()
-        sess = node.sessions.get(req.session_id)
-        if sess is None or sess.closing or sess.passwd != req.passwd:
-            log.info("client.session_invalid", peer="%s:%s" % conn.peer, session="0x%x" % req.session_id)
+        elif decision is Connect.PENDING:
+            conn.await_session()  # read nothing more until the session is set up
+            self._schedule_sync()  # its createSession txn is in the next group commit
+        elif decision is Connect.INVALID:
+            log.info("client.session_invalid", peer="%s:%s" % conn.peer, session=Z.fmt(req.session_id))
             conn.session_invalid()
-            return
-        node.sessions.touch(req.session_id, _now_ms(), timeout)
-        self.session_conns[req.session_id] = conn
-        conn.session_established(req.session_id, timeout, sess.passwd)
+        else:
+            conn.session_established(req.session_id, timeout, req.passwd)
 
-    def _session_created(self, conn: ClientConnection, txn, result) -> None:
-        if conn.state == 3:  # closed while the session was being created; it will expire
-            return
-        self.session_conns[txn.session_id] = conn
-        conn.session_established(txn.session_id, txn.body[0], txn.body[1])
-
-    def _on_session_closed(self, session_id: int) -> None:
-        conn = self.session_conns.pop(session_id, None)
-        if conn is not None:  # the closeSession reply (if any) is queued before the flush runs
-            conn.close_after_flush = True
-            conn._schedule_flush()
+    def deliver_now(self) -> None:
+        """Deliver what a read made the replica fire (resumed watches), before that read's reply."""
+        self._take_ready()
 
     # ------------------------------------------------------------------ write pipeline
     def submit_request(self, conn: ClientConnection, p) -> None:
-        txn = self.node.prep_request(p.op, p.req, conn.session_id, p.xid, conn.auth, _now_ms())
-        self.storage.append(txn.zxid, T.encode(txn))
-        self.batch.append((txn, conn, p))
-        if not self.commit_scheduled and not self.committing:
-            self._schedule_commit()
+        self.replica.submit(conn, p, _now_ms())
+        if not self.sync_scheduled and not self.syncing:
+            self._schedule_sync()
 
-    def _submit(self, txn, target=None, arg=None) -> None:
-        """Queue a decided txn for the next group commit.
-
-        After it is durable and applied: `target` is a ClientConnection (then `arg` is its Pending
-        request, answered in order) or a callable called as target(arg, txn, result), or None.
-        """
-        self.storage.append(txn.zxid, T.encode(txn))
-        self.batch.append((txn, target, arg))
-        if not self.commit_scheduled and not self.committing:
-            self._schedule_commit()
-
-    def _schedule_commit(self) -> None:
-        # Commit after the loop has read everything that is waiting: every request read in the
+    def _schedule_sync(self) -> None:
+        # Sync after the loop has read everything that is waiting: every request read in the
         # meantime shares one fsync (group commit).
-        self.commit_scheduled = True
-        self.batch_seen = 0
-        self.loop.call_soon(self._start_commit)
-
-    def _start_commit(self) -> None:
-        if len(self.batch) > self.batch_seen and self.batch_turns < BATCH_TURNS_MAX:
-            # requests arrived during the last turn: give the sockets one more turn to add theirs
-            self.batch_seen = len(self.batch)
-            self.batch_turns += 1
-            self.loop.call_soon(self._start_commit)
+        if self.sync_scheduled:
             return
-        self.commit_scheduled = False
+        self.sync_scheduled = True
+        self.batch_seen = 0
+        self.loop.call_soon(self._start_sync)
+
+    def _unsynced(self) -> int:
+        """Txns decided and not yet durable: still in the replica, or appended and awaiting the fsync."""
+        return self.replica.unlogged + self.unsynced_count
+
+    def _start_sync(self) -> None:
+        unsynced = self._unsynced()
+        if unsynced > self.batch_seen and self.batch_turns < BATCH_TURNS_MAX:
+            # requests arrived during the last turn: give the sockets one more turn to add theirs
+            self.batch_seen = unsynced
+            self.batch_turns += 1
+            self.loop.call_soon(self._start_sync)
+            return
+        self.sync_scheduled = False
         self.batch_turns = 0
-        if self.committing or not self.batch:
+        if self.syncing or not unsynced:
             return
         if self.sync_ewma_s < SYNC_INLINE_MAX_S:
             # A fast disk: fsync on the loop thread.  Handing it to a worker thread costs two thread
             # switches per batch, more than the fsync itself; requests arriving meanwhile wait in the
             # socket buffers and form the next batch.
-            batch, self.batch = self.batch, []
+            last = self._take_unsynced()
             try:
                 t0 = time.perf_counter()
                 self.storage.sync()
@@ -258,31 +238,71 @@ class Server:
             except BaseException as e:
                 self._sync_failed(e)
                 raise
-            self._apply_batch(batch)
-            if self.batch and not self.commit_scheduled:
-                self._schedule_commit()
+            self._persisted(last)
         else:
             # A slow disk: fsync on the storage thread so reads keep being served meanwhile.
-            self.committing = True
-            self.loop.create_task(self._commit_loop())
+            self.syncing = True
+            self.loop.create_task(self._sync_loop())
 
-    async def _commit_loop(self) -> None:
+    async def _sync_loop(self) -> None:
         try:
-            while self.batch:
-                batch, self.batch = self.batch, []
+            while self._unsynced():
+                last = self._take_unsynced()
                 t0 = time.perf_counter()
                 await self.loop.run_in_executor(self.io, self.storage.sync)
                 self._note_sync(time.perf_counter() - t0)
-                self._apply_batch(batch)
+                self._persisted(last)
                 if self.sync_ewma_s < SYNC_INLINE_MAX_S / 2:
-                    break  # the disk is fast again: back to inline commits
+                    break  # the disk is fast again: back to inline syncs
         except BaseException as e:
             self._sync_failed(e)
             raise
         finally:
-            self.committing = False
-        if self.batch and not self.commit_scheduled:
-            self._schedule_commit()
+            self.syncing = False
+        if self._unsynced() and not self.sync_scheduled:
+            self._schedule_sync()
+
+    def _take_unsynced(self) -> int | None:
+        """Append what the replica has decided; returns the last zxid the coming fsync will cover."""
+        self._take_ready()
+        last, self.unsynced_last, self.unsynced_count = self.unsynced_last, None, 0
+        return last
+
+    def _take_ready(self) -> None:
+        """Carry out the replica's Ready: append its txns to the log, deliver its output in order."""
+        ready = self.replica.ready()
+        if ready.appends:
+            append = self.storage.append
+            for zxid, data in ready.appends:
+                append(zxid, data)
+            self.unsynced_last = ready.appends[-1][0]
+            self.unsynced_count += len(ready.appends)
+            self.txns_since_snapshot += len(ready.appends)
+        for kind, conn, a, b in ready.deliver:
+            if kind is REPLY:
+                conn.on_committed(a, b)
+            elif kind is EVENT:
+                conn.notify(a, b)
+            elif kind is SESSION:
+                conn.session_established(a, b[0], b[1])
+            elif kind is CLOSE:  # the connection's queued replies go out first
+                conn.close_when_flushed()
+            else:  # DROP
+                conn.close()
+        for sid in ready.expired:
+            log.info("session.expired", session=Z.fmt(sid))
+        for path in ready.reaped:
+            log.info("container.reaped", path=path)
+
+    def _persisted(self, last: int | None) -> None:
+        """The appends through `last` are durable: the replica commits and applies them; deliver."""
+        if last is not None:
+            self.replica.persisted(last)
+        self._take_ready()
+        if self._unsynced() and not self.sync_scheduled and not self.syncing:
+            self._schedule_sync()
+        if self.txns_since_snapshot >= self.config.snap_count and not self.snapshotting:
+            self._snapshot()
 
     def _note_sync(self, seconds: float) -> None:
         self.sync_ewma_s = 0.8 * self.sync_ewma_s + 0.2 * seconds
@@ -293,22 +313,6 @@ class Server:
         self.failed = e
         log.error("storage.sync_failed", error=repr(e))
         self.loop.stop()
-
-    def _apply_batch(self, batch) -> None:
-        node = self.node
-        commit, reply_body = node.commit, node.reply_body
-        for txn, target, arg in batch:
-            result = commit(txn)
-            if target is None:
-                continue
-            if type(target) is ClientConnection:
-                err, body = reply_body(arg.op, arg.req, txn, result)
-                target.on_committed(arg, err, body)
-            else:
-                target(arg, txn, result)
-        self.txns_since_snapshot += len(batch)
-        if self.txns_since_snapshot >= self.config.snap_count and not self.snapshotting:
-            self._snapshot()
 
     def _snapshot(self) -> None:
         """Snapshot the committed tree at its current zxid without pausing the server.
@@ -353,7 +357,7 @@ class Server:
             finally:
                 os._exit(code)
         self.snapshot_child = pid
-        log.info("snapshot.forked", zxid="0x%x" % zxid, nodes=nodes, child=pid,
+        log.info("snapshot.forked", zxid=Z.fmt(zxid), nodes=nodes, child=pid,
                  fork_ms=round((time.perf_counter() - t0) * 1000, 2))
         self.loop.call_later(SNAPSHOT_CHILD_POLL_S, self._poll_snapshot_child, pid, zxid, t0)
         return True
@@ -373,14 +377,14 @@ class Server:
         ms = round((time.perf_counter() - t0) * 1000, 1)
         code = os.waitstatus_to_exitcode(status) if status != -1 else -1
         if code != 0:
-            log.error("snapshot.failed", zxid="0x%x" % zxid, child_exit=code)
+            log.error("snapshot.failed", zxid=Z.fmt(zxid), child_exit=code)
             return
         try:
             self.storage.snapshot_written(zxid)
         except Exception as e:  # a failed purge leaves extra files, never lost data
-            log.error("snapshot.failed", zxid="0x%x" % zxid, error=repr(e))
+            log.error("snapshot.failed", zxid=Z.fmt(zxid), error=repr(e))
             return
-        log.info("snapshot.saved", zxid="0x%x" % zxid, forked=True, total_ms=ms)
+        log.info("snapshot.saved", zxid=Z.fmt(zxid), forked=True, total_ms=ms)
 
     def _abandon_snapshot_child(self) -> None:
         """At stop: kill an unfinished snapshot writer (its .tmp file is removed on the next start)."""
@@ -406,27 +410,19 @@ class Server:
         def done(fut):
             self.snapshotting = False
             if fut.exception() is not None:
-                log.error("snapshot.failed", zxid="0x%x" % zxid, error=repr(fut.exception()))
+                log.error("snapshot.failed", zxid=Z.fmt(zxid), error=repr(fut.exception()))
             else:
-                log.info("snapshot.saved", zxid="0x%x" % zxid, bytes=len(data), nodes=nodes,
+                log.info("snapshot.saved", zxid=Z.fmt(zxid), bytes=len(data), nodes=nodes,
                          encode_ms=encode_ms)
 
         self.loop.run_in_executor(self.io, self.storage.save_snapshot, zxid, data).add_done_callback(done)
 
     # ------------------------------------------------------------------ timers
     def _on_tick(self) -> None:
-        now = _now_ms()
-        for sid in self.node.sessions.expired(now):
-            log.info("session.expired", session="0x%x" % sid)
-            self._submit(self.node.prep_close_session(sid, now))
-
-    def _on_reap(self) -> None:
-        now = _now_ms()
-        for path in self.node.reap_candidates(now):
-            txn = self.node.prep_internal_delete(path, now)
-            if txn is not None:
-                log.info("container.reaped", path=path)
-                self._submit(txn)
+        self.replica.tick(_now_ms())
+        if self.replica.unlogged:
+            self._schedule_sync()
+        self._take_ready()  # logs what expired or was reaped; the txns wait for the group commit
 
     # ------------------------------------------------------------------ stats and 4lw
     def record_latency(self, lat_ms: int) -> None:
@@ -459,17 +455,14 @@ class Server:
                 c.lat_min = c.lat_max = c.lat_total = c.lat_count = c.lat_last = 0
                 c.recved = c.sent = 0
                 c.last_op, c.last_cxid, c.last_zxid, c.last_response_ms = "NA", -1, -1, 0
-        conn.out.append(text.encode("utf-8"))
-        conn.close_after_flush = True
-        conn.state = 1
-        conn._schedule_flush()
+        conn.answer_and_close(text.encode("utf-8"))
 
     def server_info(self) -> fourletter.ServerInfo:
         node = self.node
         tree = node.committed
         conns = []
         for c in self.conns:
-            if c.state == 3:
+            if c.is_closed:
                 continue
             conns.append(fourletter.ConnInfo(
                 remote_ip=c.peer[0], remote_port=c.peer[1], queued=len(c.pending), recved=c.recved, sent=c.sent,
@@ -494,25 +487,6 @@ class Server:
             snap_dir=self.storage.snap_dir, log_dir=self.storage.log_dir,
             data_dir_size=_dir_size(self.storage.snap_dir), data_log_size=_dir_size(self.storage.log_dir),
             trace_mask=self.trace_mask)
-
-
-def zookeeper_watch_tables(tables) -> tuple[dict[str, list[int]], int]:
-    """The watches as ZooKeeper 3.8 reports them: (its data-watch table as path -> session ids, the
-    number of entries in its data and child tables together).
-
-    ZooKeeper files a persistent or persistent-recursive watch in both tables and a one-shot watch in
-    one; wchs/wchc/wchp list the data table, mntr's zk_watch_count counts both. One connection has at
-    most one entry per path in each table (its one-shot and persistent watches there are one entry)."""
-    data: dict[str, dict] = {}
-    child: dict[str, set] = {}
-    for kind in (DATA, PERSISTENT, RECURSIVE):
-        for path, watchers in tables[kind].items():
-            data.setdefault(path, {}).update((w, w.session_id) for w in watchers)
-    for kind in (PERSISTENT, RECURSIVE, CHILD):
-        for path, watchers in tables[kind].items():
-            child.setdefault(path, set()).update(watchers)
-    count = sum(len(v) for v in data.values()) + sum(len(v) for v in child.values())
-    return {path: list(ws.values()) for path, ws in data.items()}, count
 
 
 class ServerThread:

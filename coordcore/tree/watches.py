@@ -1,7 +1,8 @@
 """WatchManager: one-shot data/child watches plus persistent and persistent-recursive ones.
 
-Watchers are opaque objects with `notify(event_type, path)` and a `watches`
-set used to drop everything when their connection closes.  Standard and
+Watchers are opaque objects with a `watches` set used to drop everything when
+their connection closes; a notification goes to `notify(watcher, event_type, path)`,
+a sink the owner supplies (the watch manager never calls into a connection).  Standard and
 persistent registrations are tracked independently (ZooKeeper 3.8 mixes them
 up on one connection: ZOOKEEPER-4466).
 """
@@ -17,11 +18,12 @@ NODE_CREATED, NODE_DELETED, NODE_DATA_CHANGED, NODE_CHILDREN_CHANGED = 1, 2, 3, 
 
 
 class WatchManager:
-    def __init__(self, readable=None):
+    def __init__(self, readable=None, notify=None):
         self.tables: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
         # readable(watcher, acl) -> bool: may this watcher READ a node with this ACL? A watcher that
         # may not is not notified about the node (a watch it set earlier is used up all the same).
         self.readable = readable
+        self.notify = notify
 
     def add(self, kind: int, path: str, watcher) -> None:
         self.tables[kind].setdefault(path, set()).add(watcher)
@@ -101,6 +103,7 @@ class WatchManager:
         if not any(groups):
             return
         readable = self.readable if acl is not None else None
+        notify = self.notify
         seen = set()
         for group in groups:
             if group:
@@ -108,7 +111,7 @@ class WatchManager:
                     if w not in seen:
                         seen.add(w)
                         if readable is None or readable(w, acl):
-                            w.notify(etype, path)
+                            notify(w, etype, path)
 
     def summary(self) -> tuple[int, int, int]:
         """(connections watching, paths watched, total watches) as `wchs` reports them."""

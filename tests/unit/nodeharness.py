@@ -1,4 +1,4 @@
-"""A Node driven directly: prep -> (txn bytes, as the log would hold them) -> commit -> reply.
+"""A Node and its Proposer driven directly: prep -> (txn bytes, as the log would hold them) -> apply -> reply.
 
 No sockets, no threads, no clock: time is `Harness.now`, which tests move by hand.
 """
@@ -8,6 +8,7 @@ from collections import namedtuple
 
 from coordcore.node.acl import AuthInfo
 from coordcore.node.node import Node
+from coordcore.node.proposer import Proposer
 from coordcore.storage.api import DurableState
 from coordcore.tree import snapshot as S
 from coordcore.tree import txn as T
@@ -21,7 +22,7 @@ START_MS = 1_700_000_000_000
 
 
 class FakeConn:
-    """What Node.read needs from a connection: auth, session id, a watch set and notify()."""
+    """What Node.read needs from a connection: auth, session id and a watch set; it records its events."""
 
     def __init__(self, session_id=0, ip="127.0.0.1"):
         self.session_id = session_id
@@ -37,8 +38,12 @@ class Harness:
     def __init__(self, state: DurableState | None = None, now_ms: int = START_MS, extended_types=True,
                  super_digest=None):
         self.now = now_ms
-        self.node = Node(tick_ms=2000, server_id=0, extended_types=extended_types, super_digest=super_digest,
-                         state=state if state is not None else DurableState(), now_ms=now_ms)
+        self.node = Node(tick_ms=2000, server_id=0, state=state if state is not None else DurableState(),
+                         now_ms=now_ms)
+        self.node.set_notify(lambda conn, event_type, path: conn.notify(event_type, path))
+        self.proposer = Proposer(self.node.committed, self.node.sessions, epoch=0,
+                                 last_zxid=self.node.last_applied, extended_types=extended_types,
+                                 super_digest=super_digest)
         self.auth = AuthInfo("127.0.0.1")
         self.log: list[tuple[int, bytes]] = []   # what storage would hold, for recovery tests
         self.cxid = 0
@@ -46,12 +51,15 @@ class Harness:
     # ---- the write pipeline, split in its two halves ----
     def prep(self, op, req, session_id=0, auth=None) -> T.Txn:
         self.cxid += 1
-        return self.node.prep_request(op, req, session_id, self.cxid, auth or self.auth, self.now)
+        return self.proposer.prep_request(op, req, session_id, self.cxid, auth or self.auth, self.now)
 
     def commit(self, txn: T.Txn):
+        """Log the txn's bytes and apply what decoding them gives (what a follower or a recovering server applies)."""
         data = T.encode(txn)
         self.log.append((txn.zxid, data))
-        return self.node.commit(T.decode(data))  # what a follower or a recovering server applies
+        result = self.node.apply_committed(T.decode(data))
+        self.proposer.applied(txn.zxid)
+        return result
 
     def write(self, op, req, session_id=0, auth=None) -> tuple[int, bytes]:
         """prep + commit + reply; returns (err, reply body)."""
@@ -60,7 +68,7 @@ class Harness:
         return self.node.reply_body(op, req, txn, result)
 
     def open_session(self, timeout_ms=10000) -> int:
-        txn = self.node.prep_create_session(timeout_ms, b"\x00" * 16, self.now)
+        txn = self.proposer.prep_create_session(timeout_ms, b"\x00" * 16, self.now)
         self.commit(txn)
         return txn.session_id
 
@@ -116,10 +124,10 @@ def parse_multi_reply(body: bytes) -> list[tuple[int, int]]:
 
 
 
-def pending_state(node) -> dict:
+def pending_state(proposer) -> dict:
     """The pending tree's change records (what prep sees beyond the committed tree)."""
     return {path: (c.alive, tuple(c.acl), c.version, c.aversion, c.cseq, c.kind, c.owner, c.nchildren)
-            for path, c in node.pending.changes.items()}
+            for path, c in proposer.pending.changes.items()}
 
 
 def tree_state(tree) -> dict:

@@ -190,16 +190,13 @@ def test_close_session_removes_its_ephemerals_only(h):
     h.create("/p/a1", flags=1, session_id=a)
     h.create("/p/a2", flags=3, session_id=a)
     h.create("/p/b1", flags=1, session_id=b)
-    closed = []
-    h.node.on_session_closed = closed.append
-    txn = h.node.prep_close_session(a, h.now)
+    txn = h.proposer.prep_close_session(a, h.now)
     assert sorted(txn.body[0]) == ["/p/a1", "/p/a20000000001"]  # order: see test_hashorder
     h.commit(txn)
     assert h.children("/p") == {"b1"}
     assert a not in h.node.committed.ephemerals
     assert h.node.committed.ephemerals[b] == {"/p/b1"}
     assert h.node.sessions.get(a) is None
-    assert closed == [a]
     assert h.stat("/p").pzxid == txn.zxid
 
 
@@ -214,7 +211,7 @@ def test_deleted_ephemeral_is_no_longer_indexed(h):
     h.create("/e", flags=1, session_id=sid)
     h.delete("/e")
     assert sid not in h.node.committed.ephemerals
-    assert h.node.prep_close_session(sid, h.now).body == ([],)
+    assert h.proposer.prep_close_session(sid, h.now).body == ([],)
 
 
 # ---- snapshots and recovery ------------------------------------------------------------------------------
@@ -323,7 +320,7 @@ def test_recovery_from_log_and_from_snapshot_match(h):
     assert from_snap.node.snapshot_bytes() == expected
     # the recovered server keeps writing with fresh zxids, with nothing pending from recovery
     for r in (from_log, from_snap):
-        assert r.node.pending.changes == {}
+        assert r.proposer.pending.changes == {}
         assert r.create("/after") == (0, "/after")
         assert r.stat("/after").czxid == h.log[-1][0] + 1
         assert r.node.sessions.get(sid) is not None
@@ -344,44 +341,44 @@ def test_recovery_from_snapshot_plus_later_txns(h):
 
 def test_container_is_reaped_only_after_it_had_a_child(h):
     h.create("/c", flags=4, op=P.CREATE_CONTAINER)
-    assert h.node.reap_candidates(h.now) == []
+    assert h.proposer.reap_candidates(h.now) == []
     h.create("/c/x")
-    assert h.node.reap_candidates(h.now) == []
+    assert h.proposer.reap_candidates(h.now) == []
     h.delete("/c/x")
-    assert h.node.reap_candidates(h.now) == ["/c"]
-    txn = h.node.prep_internal_delete("/c", h.now)
+    assert h.proposer.reap_candidates(h.now) == ["/c"]
+    txn = h.proposer.prep_internal_delete("/c", h.now)
     h.commit(txn)
     assert "/c" not in h.node.committed.nodes
-    assert h.node.reap_candidates(h.now) == []
+    assert h.proposer.reap_candidates(h.now) == []
 
 
 def test_ttl_node_is_reaped_when_empty_and_stale(h):
     h.create("/t", flags=5, op=P.CREATE_TTL, ttl=1000)
-    assert h.node.reap_candidates(h.now + 1000) == []
-    assert h.node.reap_candidates(h.now + 1001) == ["/t"]
+    assert h.proposer.reap_candidates(h.now + 1000) == []
+    assert h.proposer.reap_candidates(h.now + 1001) == ["/t"]
     h.create("/t/child")
-    assert h.node.reap_candidates(h.now + 10_000) == []
+    assert h.proposer.reap_candidates(h.now + 10_000) == []
     h.delete("/t/child")
     h.now += 500
     h.set_data("/t", b"touch")  # modification restarts the ttl
-    assert h.node.reap_candidates(h.now + 1000) == []
-    assert h.node.reap_candidates(h.now + 1001) == ["/t"]
+    assert h.proposer.reap_candidates(h.now + 1000) == []
+    assert h.proposer.reap_candidates(h.now + 1001) == ["/t"]
 
 
 def test_sequential_ttl_node(h):
     h.create("/q")
     assert h.create("/q/t", flags=6, op=P.CREATE_TTL, ttl=10) == (0, "/q/t0000000000")
-    assert h.node.reap_candidates(h.now + 11) == ["/q/t0000000000"]
+    assert h.proposer.reap_candidates(h.now + 11) == ["/q/t0000000000"]
 
 
 def test_internal_delete_is_dropped_when_it_no_longer_applies(h):
     h.create("/c", flags=4, op=P.CREATE_CONTAINER)
     h.create("/c/x")
     h.delete("/c/x")
-    assert h.node.reap_candidates(h.now) == ["/c"]
+    assert h.proposer.reap_candidates(h.now) == ["/c"]
     # a child is created (prepped) before the reaper acts: the reaper's delete must not happen
     pending = h.prep(P.CREATE, P.Create("/c/y", b"", OPEN, 0))
-    assert h.node.prep_internal_delete("/c", h.now) is None
+    assert h.proposer.prep_internal_delete("/c", h.now) is None
     h.commit(pending)
     assert h.children("/c") == {"y"}
-    assert h.node.prep_internal_delete("/missing", h.now) is None
+    assert h.proposer.prep_internal_delete("/missing", h.now) is None

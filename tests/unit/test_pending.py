@@ -60,7 +60,7 @@ def _run(seed: int, lag_rng: random.Random | None):
     backlog, decided = [], []
     for step in _script(seed):
         if step[0] == "close":
-            txn = h.node.prep_close_session(sessions[step[1]], h.now)
+            txn = h.proposer.prep_close_session(sessions[step[1]], h.now)
         else:
             _, who, (op, req) = step
             txn = h.prep(op, req, session_id=sessions[who])
@@ -81,7 +81,7 @@ def test_prep_decides_the_same_whatever_the_commit_lag(seed):
     lagged, got = _run(seed, random.Random(seed * 7919 + 1))
     assert got == want
     assert tree_state(lagged.node.committed) == tree_state(serial.node.committed)
-    assert pending_state(lagged.node) == {}
+    assert pending_state(lagged.proposer) == {}
     # the workload really exercised both outcomes
     types = {t for _, t, _ in want}
     assert T.T_ERROR in types and T.T_CREATE in types and T.T_MULTI in types
@@ -92,10 +92,10 @@ def test_change_records_are_dropped_as_their_txns_commit():
     h.create("/p")
     t1 = h.prep(P.SET_DATA, P.SetData("/p", b"1", -1))
     t2 = h.prep(P.CREATE, P.Create("/p/c", b"", list(OPEN), 0))
-    assert set(h.node.pending.changes) == {"/p", "/p/c"}
+    assert set(h.proposer.pending.changes) == {"/p", "/p/c"}
     h.commit(t1)
     # /p was changed again by t2, so its record stays until t2 commits
-    assert set(h.node.pending.changes) == {"/p", "/p/c"}
-    assert h.node.pending.get("/p").version == 1
+    assert set(h.proposer.pending.changes) == {"/p", "/p/c"}
+    assert h.proposer.pending.get("/p").version == 1
     h.commit(t2)
-    assert h.node.pending.changes == {}
+    assert h.proposer.pending.changes == {}

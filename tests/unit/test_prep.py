@@ -207,7 +207,7 @@ def test_super_bypasses_acls():
     h = Harness(super_digest=A.digest_id("super:admin"))
     h.create("/n", acl=NOTHING)
     auth = AuthInfo("127.0.0.1")
-    A.authenticate(auth, "digest", b"super:admin", "127.0.0.1", h.node.super_digest)
+    A.authenticate(auth, "digest", b"super:admin", "127.0.0.1", h.proposer.super_digest)
     assert auth.is_super
     assert h.set_data("/n", b"x", auth=auth) == Err.OK
     assert h.set_acl("/n", OPEN, auth=auth) == Err.OK
@@ -295,12 +295,12 @@ def _create(path, data=b"", flags=0):
 
 def test_failing_multi_changes_neither_tree(h):
     _setup(h)
-    pending_before, committed_before = pending_state(h.node), h.committed_bytes()
+    pending_before, committed_before = pending_state(h.proposer), h.committed_bytes()
     req = _multi(_create("/m1"), (P.SET_DATA, P.SetData("/p/c", b"z", -1)), (P.DELETE, P.PathVersion("/p/c", -1)),
                  _create("/m1/kid", flags=2), (P.CHECK, P.PathVersion("/p", 99)), _create("/m2"))
     txn = h.prep(P.MULTI, req)
     # the pending tree was rolled back right away, before anything was committed
-    assert pending_state(h.node) == pending_before
+    assert pending_state(h.proposer) == pending_before
     assert [st for st, _ in txn.body[0]] == [T.T_ERROR] * 6
     assert [sb[0] for _, sb in txn.body[0]] == [0, 0, 0, 0, Err.BADVERSION, Err.RUNTIMEINCONSISTENCY]
     err, body = h.node.reply_body(P.MULTI, req, txn, h.commit(txn))
@@ -309,7 +309,7 @@ def test_failing_multi_changes_neither_tree(h):
                                        (-1, Err.RUNTIMEINCONSISTENCY)]
     # only the header's last zxid may differ
     assert h.committed_bytes()[12:] == committed_before[12:]
-    assert pending_state(h.node) == {}
+    assert pending_state(h.proposer) == {}
     # the sequence counter was rolled back too
     assert h.create("/p/s", flags=2) == (0, "/p/s0000000001")
 
@@ -326,18 +326,18 @@ def test_multi_failure_after_deletes_and_creates_restores_everything(h, bad_op, 
     sid = _setup(h)
     h.create("/pending-elsewhere")  # committed: leaves no change record
     other = h.prep(P.SET_DATA, P.SetData("/p", b"in flight", -1))  # stays pending across the multi
-    before = pending_state(h.node)
+    before = pending_state(h.proposer)
     assert before
     req = _multi((P.DELETE, P.PathVersion("/e2", -1)), (P.SET_DATA, P.SetData("/p/c", b"z", -1)),
                  (P.DELETE, P.PathVersion("/p/c", -1)), _create("/new"), _create("/new/kid", flags=2),
                  (P.SET_ACL, P.SetACL("/new/kid0000000000", list(READ_ONLY), -1)), bad_op)
     txn = h.prep(P.MULTI, req)
     assert [sb[0] for _, sb in txn.body[0]] == [0, 0, 0, 0, 0, 0, code]
-    assert pending_state(h.node) == before
+    assert pending_state(h.proposer) == before
     h.commit(other)
     h.commit(txn)
-    assert pending_state(h.node) == {}
-    assert sorted(h.node.prep_close_session(sid, h.now).body[0]) == ["/e", "/e2"]
+    assert pending_state(h.proposer) == {}
+    assert sorted(h.proposer.prep_close_session(sid, h.now).body[0]) == ["/e", "/e2"]
 
 
 def test_multi_later_ops_see_earlier_ones(h):
@@ -353,7 +353,7 @@ def test_multi_later_ops_see_earlier_ones(h):
     # all sub-ops share one zxid
     z = txn.zxid
     assert (h.stat("/a").czxid, h.stat("/a/b").czxid, h.stat("/a/b").mzxid, h.stat("/a").pzxid) == (z, z, z, z)
-    assert pending_state(h.node) == {}
+    assert pending_state(h.proposer) == {}
 
 
 def test_multi_delete_child_then_parent(h):
@@ -432,16 +432,16 @@ def test_close_session_lists_pending_ephemerals(h):
     sid = h.open_session()
     h.create("/e1", flags=1, session_id=sid)
     pending = h.prep(P.CREATE, P.Create("/e2", b"", list(OPEN), 1), session_id=sid)
-    close = h.node.prep_close_session(sid, h.now)
+    close = h.proposer.prep_close_session(sid, h.now)
     assert sorted(close.body[0]) == ["/e1", "/e2"]
     # and after the close is prepped, the pending tree no longer has them
-    assert h.node.pending.get("/e1") is None and h.node.pending.get("/e2") is None
-    assert h.node.prep_close_session(sid, h.now).body == ([],)
+    assert h.proposer.pending.get("/e1") is None and h.proposer.pending.get("/e2") is None
+    assert h.proposer.prep_close_session(sid, h.now).body == ([],)
     h.commit(pending)
     h.commit(close)
     assert "/e1" not in h.node.committed.nodes and "/e2" not in h.node.committed.nodes
     assert sid not in h.node.committed.ephemerals
-    assert pending_state(h.node) == {}
+    assert pending_state(h.proposer) == {}
 
 
 def test_pending_delete_of_ephemeral_is_not_listed_by_close(h):
@@ -449,7 +449,7 @@ def test_pending_delete_of_ephemeral_is_not_listed_by_close(h):
     h.create("/e1", flags=1, session_id=sid)
     h.create("/e2", flags=1, session_id=sid)
     gone = h.prep(P.DELETE, P.PathVersion("/e1", -1))
-    close = h.node.prep_close_session(sid, h.now)
+    close = h.proposer.prep_close_session(sid, h.now)
     assert close.body == (["/e2"],)
     h.commit(gone)
     h.commit(close)

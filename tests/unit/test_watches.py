@@ -19,7 +19,7 @@ class Watcher:
 
 @pytest.fixture
 def wm():
-    return WatchManager()
+    return WatchManager(notify=lambda w, event_type, path: w.notify(event_type, path))
 
 
 @pytest.mark.parametrize("kind, watched, events, expected", [
@@ -188,7 +188,7 @@ def test_events_go_only_to_watchers_that_may_read_the_node():
     """The ACL an event carries is the changed node's (for NodeChildrenChanged, the parent's); a watcher
     without READ on it hears nothing, and a one-shot watch it had is used up anyway (as in ZooKeeper)."""
     secret, open_ = ("secret",), None
-    wm = WatchManager(readable=lambda w, acl: w.may_read)
+    wm = WatchManager(readable=lambda w, acl: w.may_read, notify=lambda w, event_type, path: w.notify(event_type, path))
     reader, outsider = Watcher(), Watcher()
     reader.may_read, outsider.may_read = True, False
     for w in (reader, outsider):
