@@ -113,9 +113,17 @@ def _newest_snapshot_zxid(data_dir: Path) -> int:
     return max(zxids, default=-1)
 
 
+# ZooKeeper snapshots once the txns logged since its last snapshot exceed snapCount/2 plus a random
+# 0..snapCount/2-1 (SyncRequestProcessor.shouldSnapshot), so after anywhere from snapCount/2+1 to snapCount
+# txns; coordcore after exactly snapCount.  Both count from the server's start.  With 100, the first part
+# of the test below (about 13 txns, the launcher's readiness probe and kazoo's sessions included) ends long
+# before either server can snapshot, and SNAP_COUNT writes in the second part make both snapshot.
+SNAP_COUNT = 100
+
+
 def test_stats_follow_a_restart_and_are_recounted_from_a_snapshot(zk_server_factory):
-    # snapCount 10: ZooKeeper snapshots after 5 to 10 txns, coordcore after 10
-    server = zk_server_factory({"snapCount": 10})
+    server = zk_server_factory({"snapCount": SNAP_COUNT})
+    data_dir = Path(server.zoo_cfg()["dataDir"])
     zk = KazooClient(hosts=server.connect_string)
     zk.start(30)
     try:
@@ -124,20 +132,21 @@ def test_stats_follow_a_restart_and_are_recounted_from_a_snapshot(zk_server_fact
         zk.create("/r/b", b"de")
         # Stats written by a client stand until the server recounts them, which it does only for
         # the quotas in a snapshot it loads; the txns replayed after it update them as they go.
-        zk.set(f"{QUOTA}/r/zookeeper_stats", b"count=999,bytes=999")
+        written = zk.set(f"{QUOTA}/r/zookeeper_stats", b"count=999,bytes=999").mzxid
         zk.create("/r/c")
         assert stats(zk, "/r") == b"count=1000,bytes=999"
     finally:
         zk.stop()
-    server.restart()
+    server.stop()
+    assert _newest_snapshot_zxid(data_dir) < written, "a snapshot holds the written stats: raise SNAP_COUNT"
+    server.start()
     zk.start(30)
     try:
         assert stats(zk, "/r") == b"count=1000,bytes=999"  # no snapshot since: replayed
         stamp = zk.set(f"{QUOTA}/r/zookeeper_stats", b"count=7,bytes=7").mzxid
-        for i in range(25):
+        for i in range(SNAP_COUNT):
             zk.create(f"/elsewhere-{i}")
-        data_dir = Path(server.zoo_cfg()["dataDir"])
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20  # ZooKeeper writes its snapshot on a thread of its own
         while _newest_snapshot_zxid(data_dir) < stamp and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _newest_snapshot_zxid(data_dir) >= stamp
