@@ -94,12 +94,15 @@ def test_higher_round_restarts_from_the_initial_vote_not_the_old_proposal():
 
 
 def test_higher_round_clears_the_votes_of_the_old_round():
-    fle = looking(sid=2)
-    fle.receive(note(1, 3, round=1), 0)
-    fle.receive(note(1, 3, round=2), 0)    # round 2: recvset is {1} only, no quorum yet
-    assert not in_final_wait(fle)
-    fle.receive(note(3, 3, round=2), 0)
-    assert in_final_wait(fle)
+    # Only a FOLLOWING/LEADING vote shows it: those match on (leader, peer_epoch) alone, so a stale
+    # round-1 FOLLOWING vote left in recvset would complete a round-2 quorum.
+    fle = looking(sid=1, quorum=Q5)
+    fle.receive(note(2, 3, round=1, state=FOLLOWING), 0)   # recorded in recvset (and outofelection)
+    fle.receive(note(3, 3, round=2), 0)                    # round 2: recvset restarts
+    fle.receive(note(1, 3, round=2), 0)                    # our own round-2 vote for 3
+    fle.receive(note(3, 3, round=2, state=LEADING), 0)
+    # recvset {1, 3} and outofelection {2, 3}: two of five each, no decision.
+    assert fle.state == LOOKING and fle._recvset.keys() == {1, 3}
 
 
 def test_lower_round_is_answered_with_our_proposal_and_not_recorded():
