@@ -228,7 +228,7 @@ class FastLeaderElection:
             return
         if self._finalize_at_ms is not None:
             if now_ms >= self._finalize_at_ms:
-                self._decide(self.vote, self.logical_clock)
+                self.on_finalize_wait_timeout()
             return
         if self._resend_at_ms is not None and now_ms >= self._resend_at_ms:
             self.on_notification_timeout(now_ms)
@@ -315,6 +315,10 @@ class FastLeaderElection:
         """We are out of the election: tell a LOOKING voter whom we follow or that we lead."""
         if state == PeerState.LOOKING:
             self._answer(n.sender)
+
+    def on_finalize_wait_timeout(self) -> None:
+        """finalize_wait_ms passed without a better vote: our proposal is the outcome (4.4)."""
+        self._decide(self.vote, self.logical_clock)
 
     def on_notification_timeout(self, now_ms: int) -> None:
         """Nothing arrived for a notification interval: resend our proposal and back off (4.4)."""
