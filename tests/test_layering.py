@@ -114,13 +114,9 @@ ZAB_ROLES = frozenset({"leader", "learner", "follower", "observer"})
 TOOLS = frozenset({"coordcore/__main__.py", "coordcore/cli.py", "coordcore/bench.py"})
 
 # Known violations, as (file, imported module), each to be deleted by the change that removes it.  The
-# test fails on any other violation, and on an entry here that no longer happens.
-# The shell still runs the write pipeline itself: serve.py encodes txns (tree.txn) and names watch kinds
-# (tree.watches).  Issue 12 point 1 moves the pipeline into node; the lead is removing these two imports.
-EXPECTED_VIOLATIONS = frozenset({
-    ("coordcore/runtime/serve.py", "coordcore.tree.txn"),
-    ("coordcore/runtime/serve.py", "coordcore.tree.watches"),
-})
+# test fails on any other violation, and on an entry here that no longer happens.  Empty since the write
+# pipeline moved into node (serve.py no longer encodes txns or names watch kinds).
+EXPECTED_VIOLATIONS: frozenset = frozenset()
 
 
 # ---------------------------------------------------------------------------------------------- walker
