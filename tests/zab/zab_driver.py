@@ -98,6 +98,7 @@ class Cluster:
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.commit_log_count = commit_log_count
         self.auto_persist = auto_persist
+        self.slow: set[int] = set()   # hosts whose appends are synced only by persist(sid)
         self.now = 0
         self.hosts = {sid: Host() for sid in sorted(self.quorum.members)}
         self.peers: dict[int, QuorumPeer] = {}
@@ -146,7 +147,7 @@ class Cluster:
             host.rebuild(r.applied_zxid)
         else:
             host.replica.extend(r.applies)
-        if self.auto_persist:
+        if self.auto_persist and sid not in self.slow:
             last = host.sync()
             if last is not None:
                 peer.persisted(last)
