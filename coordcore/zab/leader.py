@@ -74,6 +74,7 @@ class LearnerHandle:
     last_zxid: int = 0
     current_epoch: int = -1
     acked_zxid: int = 0
+    sync_end_zxid: int = 0  # the last zxid of the history we sent it before NEWLEADER
 
 
 class Leader(Role):
@@ -217,6 +218,7 @@ class Leader(Role):
             self._send(h.sid, m.Commit(commit_point))
         self._send(h.sid, m.NewLeader(zx.make(self.epoch, 0)))
         h.stage = Stage.SYNCING
+        h.sync_end_zxid = txns[-1][0] if txns else start
 
     def on_ack(self, sid: int, msg: m.Ack, now_ms: int) -> None:
         h = self.handles.get(sid)
@@ -239,10 +241,15 @@ class Leader(Role):
             raise ProtocolError(f"unexpected NEWLEADER ACK {zx.fmt(zxid)} from {h.sid}")
         h.stage = Stage.SYNCED
         h.deadline_ms = now_ms + self.peer.sync_limit * self.peer.tick_ms
+        # It ACKs NEWLEADER only once everything sent before it is durable (6.2 step 3), so this also
+        # acknowledges the outstanding proposals of its sync history.
+        if h.is_voter:
+            h.acked_zxid = max(h.acked_zxid, h.sync_end_zxid)
         if self.phase == Phase.SYNC:
             self._try_activate(now_ms)
         elif self.phase == Phase.BROADCAST:
             self._send_uptodate(h)
+            self._try_commit()
 
     def _send_uptodate(self, h: LearnerHandle) -> None:
         self._send(h.sid, m.UpToDate(zx.make(self.epoch, 0)))

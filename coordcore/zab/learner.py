@@ -54,6 +54,7 @@ class Learner(Role):
         self.phase = Phase.WAIT_LEADERINFO
         self.epoch: int | None = None
         self.acked_zxid = 0
+        self.sync_end_zxid = 0
         self.touches: dict[int, int] = {}
         self.pending_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
         self.serving = False
@@ -163,13 +164,17 @@ class Learner(Role):
         if msg.zxid != zx.make(self.epoch, 0):
             raise ProtocolError(f"NEWLEADER {zx.fmt(msg.zxid)} for epoch {self.epoch}")
         self.phase = Phase.NEWLEADER
+        self.sync_end_zxid = self.history.last_zxid  # the history NEWLEADER closes
         self._maybe_ack_new_leader()
 
     def _maybe_ack_new_leader(self) -> None:
-        if self.history.durable_zxid < self.history.last_zxid:
+        if self.history.durable_zxid < self.sync_end_zxid:
             return  # wait for persisted(): history durable -> currentEpoch -> ACK (6.2 step 3)
         self.peer.write(SetCurrentEpoch(self.epoch))
         self.peer.send(self.leader_sid, m.Ack(zx.make(self.epoch, 0)))
+        # The NEWLEADER ACK vouches for the whole sync history (the leader counts it so, outstanding
+        # proposals included); later proposals get ordinary "up to" ACKs, always after it.
+        self.acked_zxid = self.sync_end_zxid
         self.phase = Phase.WAIT_UPTODATE
         self._ack_durable()
 
