@@ -18,7 +18,9 @@ Inputs::
 
 Output, ``ready = replica.ready()`` (take it after any input; it holds what accumulated since)::
 
-    ready.appends   [(zxid, txn bytes)]   append to the log in this order, sync, then persisted(last)
+    ready.writes    storage actions in order (zab.ready: Append, and in an ensemble the epoch, truncate
+                    and snapshot writes): append, sync, then persisted(last appended zxid)
+    ready.messages  [(to sid, message)] for the peers (none when standalone)
     ready.deliver   [(kind, conn, a, b)]  in exactly this order:
                       EVENT    a watch notification        a = event type, b = path
                       REPLY    the answer to a request     a = reply token p, b = (err, body)
@@ -35,9 +37,10 @@ one): it is answered against the tree right after that write applied.
 
 Reply tokens are the host's objects; the replica reads their ``op``, ``req``, ``xid`` and ``is_write``.
 
-Standalone is an ensemble of one: this replica leads, and its quorum is itself, so ``persisted(Z)``
-commits every txn through Z.  An ensemble member will take its commits from zab instead; the rest
-of this pipeline stays the same.
+Commits come from the consensus core, never from the replica: a txn is applied when the core hands
+it out in its Ready.applies (committed and locally durable).  Standalone, the core is zab.solo.Solo, an
+ensemble of one whose own durable ACK is the quorum, so ``persisted(Z)`` commits every txn through Z; an
+ensemble member's core is a zab QuorumPeer.  The pipeline is the same.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from coordcore.node.proposer import Proposer
 from coordcore.storage.api import DurableState
 from coordcore.tree import txn as T
 from coordcore.wire import proto as P
+from coordcore.zab.solo import Solo
 
 EVENT, REPLY, SESSION, CLOSE, DROP = "event", "reply", "session", "close", "drop"
 
@@ -64,13 +68,14 @@ class Connect(IntEnum):
 
 @dataclass(slots=True)
 class Ready:
-    appends: list = field(default_factory=list)
+    writes: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
     deliver: list = field(default_factory=list)
     expired: list = field(default_factory=list)
     reaped: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.appends or self.deliver or self.expired or self.reaped)
+        return bool(self.writes or self.messages or self.deliver or self.expired or self.reaped)
 
 
 _NEW_SESSION = object()  # the reply token of a createSession txn
@@ -83,9 +88,11 @@ class Replica:
                  reconfig_enabled: bool = False):
         self.node = node = Node(tick_ms=tick_ms, server_id=server_id, state=state, now_ms=now_ms)
         node.set_notify(self._notify)
-        self.proposer = Proposer(node.committed, node.sessions, epoch=0, last_zxid=node.last_applied,
-                                 extended_types=extended_types, super_digest=super_digest,
-                                 enforce_quota=enforce_quota, reconfig_enabled=reconfig_enabled)
+        self.consensus = Solo(node.last_applied)
+        self.proposer = Proposer(node.committed, node.sessions, epoch=self.consensus.epoch,
+                                 last_zxid=node.last_applied, extended_types=extended_types,
+                                 super_digest=super_digest, enforce_quota=enforce_quota,
+                                 reconfig_enabled=reconfig_enabled)
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
         self.tick_ms = tick_ms
@@ -94,20 +101,25 @@ class Replica:
         self.next_reap_ms = now_ms + reap_interval_ms
         self.session_conns: dict[int, object] = {}   # session id -> the connection it is bound to
         self._creating: dict[object, int] = {}       # connection -> zxid of its pending createSession
-        self._inflight: deque = deque()              # (txn, conn, token) decided and appended, not applied
+        self._inflight: deque = deque()              # (txn, conn, token) this replica proposed, not applied
         self._queues: dict[object, deque] = {}       # connection -> its writes in flight and the reads behind them
         self._ready = Ready()
 
     # ------------------------------------------------------------------ outputs
     def ready(self) -> Ready:
+        c = self.consensus.ready()
+        if c.applies:
+            self._apply(c.applies)
         r = self._ready
         self._ready = Ready()
+        r.writes = c.writes
+        r.messages = c.messages
         return r
 
     @property
     def unlogged(self) -> int:
         """Txns decided since the last ready(): the host's group commit waits a turn while this grows."""
-        return len(self._ready.appends)
+        return len(self.consensus.out.writes)
 
     @property
     def last_applied(self) -> int:
@@ -117,7 +129,8 @@ class Replica:
         self._ready.deliver.append((EVENT, conn, event_type, path))
 
     def _propose(self, txn: T.Txn, conn, token) -> None:
-        self._ready.appends.append((txn.zxid, T.encode(txn)))
+        zxid = self.consensus.propose(T.encode(txn))
+        assert zxid == txn.zxid, "the proposer and the consensus core disagree on the next zxid"
         self._inflight.append((txn, conn, token))
 
     # ------------------------------------------------------------------ inputs: clients
@@ -205,17 +218,22 @@ class Replica:
 
     # ------------------------------------------------------------------ inputs: durability
     def persisted(self, zxid: int) -> None:
-        """Every append through `zxid` is durable.  A quorum of one: that commits them; apply in order."""
+        """Every append through `zxid` is durable (the consensus core decides what that commits)."""
+        self.consensus.persisted(zxid)
+
+    def _apply(self, applies) -> None:
+        """Apply committed, durable txns in zxid order; deliver their events and the replies they owe."""
         inflight = self._inflight
         node = self.node
         apply, reply_body, read = node.apply_committed, node.reply_body, node.read
         queues = self._queues
         deliver = self._ready.deliver
-        last = None
-        while inflight and inflight[0][0].zxid <= zxid:
-            txn, conn, token = inflight.popleft()
+        for zxid, data in applies:
+            if inflight and inflight[0][0].zxid == zxid:
+                txn, conn, token = inflight.popleft()  # ours: no need to decode what we encoded
+            else:
+                txn, conn, token = T.decode(data), None, None
             result = apply(txn)
-            last = txn.zxid
             t = txn.type
             if t == T.T_CLOSE_SESSION:
                 bound = self.session_conns.pop(txn.session_id, None)
@@ -240,5 +258,5 @@ class Replica:
                     deliver.append((REPLY, conn, r, read(r.op, r.req, conn)))
                 if not q:
                     del queues[conn]
-        if last is not None:
-            self.proposer.applied(last)
+        if self.proposer is not None:
+            self.proposer.applied(applies[-1][0])

@@ -3,7 +3,7 @@
 It decides nothing about the protocol: the Replica (coordcore/node/replica.py) does.  The shell feeds
 it inputs (client writes, handshakes, ticks) and carries out each Ready it returns:
 
-  ready.appends -> storage.append, then one fsync for everything appended (group commit: on the loop
+  ready.writes  -> storage.append, then one fsync for everything appended (group commit: on the loop
                    thread while the disk is fast, on the storage thread when it is slow, so reads keep
                    being served) -> replica.persisted(last zxid) -> the next Ready
   ready.deliver -> watch notifications, replies, new sessions and closes, to the connections, in order.
@@ -271,13 +271,14 @@ class Server:
     def _take_ready(self) -> None:
         """Carry out the replica's Ready: append its txns to the log, deliver its output in order."""
         ready = self.replica.ready()
-        if ready.appends:
+        if ready.writes:
+            # standalone: only Appends (a Solo core writes no epochs and never truncates)
             append = self.storage.append
-            for zxid, data in ready.appends:
-                append(zxid, data)
-            self.unsynced_last = ready.appends[-1][0]
-            self.unsynced_count += len(ready.appends)
-            self.txns_since_snapshot += len(ready.appends)
+            for w in ready.writes:
+                append(w.zxid, w.txn)
+            self.unsynced_last = ready.writes[-1].zxid
+            self.unsynced_count += len(ready.writes)
+            self.txns_since_snapshot += len(ready.writes)
         for kind, conn, a, b in ready.deliver:
             if kind is REPLY:
                 conn.on_committed(a, b)

@@ -40,9 +40,9 @@ def replica(state=None, **kw):
 def persist(r):
     """What the host does with a Ready: append its txns, sync, report; returns (log, next Ready)."""
     ready = r.ready()
-    if ready.appends:
-        r.persisted(ready.appends[-1][0])
-    return ready.appends, r.ready()
+    if ready.writes:
+        r.persisted(ready.writes[-1].zxid)
+    return ready.writes, r.ready()
 
 
 def open_session(r, timeout=1000):
@@ -63,10 +63,10 @@ def test_a_write_is_delivered_only_after_it_is_persisted():
     p = Token(P.CREATE, P.Create("/a", b"x", OPEN, 0, -1), 1, True)
     r.submit(conn, p, T0)
     ready = r.ready()
-    assert [T.decode(d).body[0] for _, d in ready.appends] == ["/a"]
+    assert [T.decode(w.txn).body[0] for w in ready.writes] == ["/a"]
     assert ready.deliver == []            # decided, logged, but not durable: nothing said yet
     assert r.read(P.EXISTS, P.PathWatch("/a", False), conn)[0] != 0  # and not visible to reads
-    r.persisted(ready.appends[0][0])
+    r.persisted(ready.writes[0].zxid)
     ready = r.ready()
     assert [(k, c, t) for k, c, t, _ in ready.deliver] == [(REPLY, conn, p)]
     assert ready.deliver[0][3][0] == 0
@@ -79,10 +79,10 @@ def test_persisted_commits_only_up_to_the_zxid_it_names():
     tokens = [Token(P.CREATE, P.Create("/n%d" % i, b"", OPEN, 0, -1), i, True) for i in range(3)]
     for t in tokens:
         r.submit(conn, t, T0)
-    appends = r.ready().appends
-    r.persisted(appends[1][0])
+    writes = r.ready().writes
+    r.persisted(writes[1].zxid)
     assert [t for _, _, t, _ in r.ready().deliver] == tokens[:2]
-    r.persisted(appends[2][0])
+    r.persisted(writes[2].zxid)
     assert [t for _, _, t, _ in r.ready().deliver] == tokens[2:]
 
 
@@ -149,7 +149,7 @@ def test_expiry_is_decided_on_ticks_and_closes_the_bound_connection():
     ready = r.ready()
     assert ready.expired == [conn.session_id]
     assert not r.accepts_requests(conn.session_id)  # closing from the moment it was decided
-    r.persisted(ready.appends[-1][0])
+    r.persisted(ready.writes[-1].zxid)
     assert r.ready().deliver == [(CLOSE, conn, None, None)]
     assert r.node.sessions.get(conn.session_id) is None
 
