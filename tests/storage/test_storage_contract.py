@@ -5,6 +5,9 @@ import threading
 
 import pytest
 
+from coordcore import zxid as Z
+from coordcore.storage.api import StorageError
+
 
 def txn(zxid: int) -> bytes:
     return b"txn-%d-" % zxid + bytes([zxid % 251]) * 90
@@ -13,6 +16,7 @@ def txn(zxid: int) -> bytes:
 def test_fresh_store_loads_empty(backend):
     state = backend.open().load()
     assert (state.snapshot_zxid, state.snapshot, state.txns, state.last_zxid) == (0, None, [], 0)
+    assert (state.accepted_epoch, state.current_epoch) == (0, 0)
 
 
 def test_round_trip(backend, reopen):
@@ -60,7 +64,7 @@ def test_empty_payload_is_a_txn(backend, reopen):
 
 
 def test_append_before_load_is_refused(backend):
-    with pytest.raises(RuntimeError, match="load"):
+    with pytest.raises(StorageError, match="load"):
         backend.open().append(1, b"x")
 
 
@@ -68,13 +72,13 @@ def test_zxids_must_increase(backend, reopen):
     s = backend.open()
     s.load()
     s.append(5, b"x")
-    with pytest.raises(ValueError):
+    with pytest.raises(StorageError, match="not above"):
         s.append(5, b"y")
-    with pytest.raises(ValueError):
+    with pytest.raises(StorageError, match="not above"):
         s.append(4, b"y")
     s.sync()
     s, _ = reopen(s)
-    with pytest.raises(ValueError):
+    with pytest.raises(StorageError, match="not above"):
         s.append(3, b"after restart, still below the log")
 
 
@@ -120,7 +124,7 @@ def test_snapshot_ahead_of_log_raises_the_floor(backend, reopen):
     s = backend.open()
     s.load()
     s.save_snapshot(100, b"tree@100")
-    with pytest.raises(ValueError):
+    with pytest.raises(StorageError):
         s.append(50, b"below the snapshot")
     s.append(101, b"ok")
     s.sync()
