@@ -470,10 +470,13 @@ def truncate_log(log_dir: str, zxid: int, *, fsync: bool = True) -> LogTruncatio
             kept.pop()
             continue
         if size > end:
-            with open(path, "r+b") as f:
-                f.truncate(end)
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, end)
                 if fsync:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             removed.append(f"{path}: cut {size - end} bytes at offset {end} "
                            f"(after zxid {last:#x}, truncating to {zxid:#x})")
         break
