@@ -46,14 +46,19 @@ loss, and a later load() on a new handle sees it.
    <= zxid: later log records and pending appends above zxid are gone, and so
    is every snapshot newer than zxid (coordcore rule R5).  Pending appends <=
    zxid are kept and made durable.  Appends then continue above the new last
-   zxid.  It can only cut down to a point the store still holds: there must be
-   a valid snapshot <= zxid (the log after it is then complete), or no
-   snapshot at all (then nothing was ever purged, and the log is the whole
-   history).  Otherwise -- every snapshot is newer than zxid, so txns <= zxid
-   may already have been purged into one -- it raises StorageError and changes
-   nothing: the caller needs a SNAP.  A crash during truncate leaves a prefix
-   of the old history at least as long as the truncated one, never a history
-   with a hole.
+   zxid (the largest zxid <= zxid still held, which is zxid itself when it
+   was logged).  The exact rule for which cuts are possible: the log is only
+   ever purged of txns that the oldest snapshot kept covers, so the history
+   <= zxid is still held iff *no snapshot is newer than zxid* (then the
+   snapshots and log reach zxid unchanged) *or a valid snapshot <= zxid
+   exists* (the log continues it).  Otherwise -- every snapshot is newer than
+   zxid, and txns <= zxid may have been purged into them -- truncate raises
+   StorageError and changes nothing, pending appends included: the caller
+   needs a SNAP.  (With no snapshot at all nothing was ever purged, so even
+   truncate(0) works.)  A crash during truncate leaves a prefix of the old
+   history at least as long as the truncated one, never a history with a
+   hole.  The rule assumes what save_snapshot is given is a replica's own
+   state, covered by its log; a leader's snapshot goes to install_snapshot.
 7. install_snapshot(zxid, data): when it returns, the history is durably
    exactly this snapshot: load() returns it with no txns, whatever was logged
    or snapshotted before (at any zxid, also above zxid -- a follower's
@@ -62,6 +67,11 @@ loss, and a later load() on a new handle sees it.
 8. Misuse (an operation before load(), after close(), a zxid that does not
    increase, an epoch that would shrink) raises StorageError.  So does a
    backend that can no longer be trusted (DiskStorage after a failed fsync).
+
+Threading: append() and sync() may run on different threads; truncate(),
+install_snapshot() and the epoch setters must not race with append() (the
+host executes a Ready's writes in order).  Appends that do race with them are
+dropped if they lie above the cut or the installed snapshot.
 
 Callers own the *order* of these writes (acceptedEpoch before ACKEPOCH; history
 durable, then currentEpoch, then the NEWLEADER ACK); storage only makes each

@@ -11,6 +11,8 @@ Threading: one thread may call :meth:`append` while another calls
 syncs/snapshots on worker threads).  ``append`` only takes a short lock to add
 to the pending batch; ``sync`` swaps the batch out under that lock and writes
 and fsyncs it under a second lock, so the next batch keeps growing meanwhile.
+truncate(), install_snapshot() and the epoch setters take the same locks but
+must not race with append() (api.py, "Threading").
 
 Failure policy: if a write or fsync of the log fails, the storage refuses all
 further use (after a failed fsync the kernel may have dropped the dirty pages,

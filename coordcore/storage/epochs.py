@@ -79,7 +79,8 @@ def resolve(accepted: int | None, current: int | None, last_zxid: int,
                          f"used {current_tmp} from {CURRENT_NAME}{TMP_SUFFIX} (a write cut short by a crash)")
             current, write_current = current_tmp, True
         else:
-            tmp = "" if current_tmp is None else f" ({CURRENT_NAME}{TMP_SUFFIX} holds {current_tmp}, which does not fix it)"
+            tmp = ("" if current_tmp is None
+                   else f" ({CURRENT_NAME}{TMP_SUFFIX} holds {current_tmp}, which does not fix it)")
             raise StorageError(
                 f"{where}: {CURRENT_NAME} {current} is older than epoch {e} of the last logged zxid "
                 f"{last_zxid:#x}{tmp}; the history may belong to a leader this server never synced "
