@@ -14,6 +14,11 @@ Writes go to ``<name>.tmp``, are fsynced, renamed into place and the directory
 fsynced: a crash leaves either the old set of snapshots or the new one, plus
 perhaps a ``.tmp`` file that :func:`remove_temp_files` deletes.
 
+A snapshot received from a leader is first written, in the same format, as
+``install.<zxid in hex>``: a name load() does not take for a snapshot, so the
+file can become the commit point of a multi-step install (see
+:meth:`coordcore.storage.disk.DiskStorage.install_snapshot`).
+
 What this module does not do: decide when to snapshot, or purge log segments.
 """
 from __future__ import annotations
@@ -29,6 +34,7 @@ from coordcore.storage.txnlog import fsync_dir
 MAGIC = b"CCSNAPSH"
 VERSION = 1
 PREFIX = "snapshot."
+INSTALL_PREFIX = "install."
 TMP_SUFFIX = ".tmp"
 
 _HEADER = struct.Struct(">8sIIQQ")       # magic, version, crc, zxid, length
@@ -54,6 +60,15 @@ def list_snapshots(snap_dir: str) -> list[tuple[int, str]]:
     return list_zxid_files(snap_dir, PREFIX)[::-1]
 
 
+def install_name(zxid: int) -> str:
+    return zxid_name(INSTALL_PREFIX, zxid)
+
+
+def list_installs(snap_dir: str) -> list[tuple[int, str]]:
+    """(zxid, path) of every committed ``install.<zxid>`` file, oldest first (not validated)."""
+    return list_zxid_files(snap_dir, INSTALL_PREFIX)
+
+
 def _crc(zxid: int, data: bytes | memoryview) -> int:
     return zlib.crc32(data, zlib.crc32(_ZXID_LEN.pack(zxid, len(data))))
 
@@ -64,13 +79,14 @@ def write_snapshot(snap_dir: str, zxid: int, data: bytes, *, fsync: bool = True)
 
 
 def write_snapshot_chunks(snap_dir: str, zxid: int, length: int, chunks: Iterable[bytes], *,
-                          fsync: bool = True) -> str:
+                          fsync: bool = True, name: str | None = None) -> str:
     """Like :func:`write_snapshot` for data that arrives in pieces, ``length`` bytes in all.
 
     Only one piece is held at a time; the header goes in last (its CRC covers the whole body). Raises
-    ValueError, leaving no file, if the pieces do not add up to ``length``.
+    ValueError, leaving no file, if the pieces do not add up to ``length``.  ``name`` replaces the
+    file name ``snapshot.<zxid>`` (for ``install.<zxid>``).
     """
-    path = os.path.join(snap_dir, snapshot_name(zxid))
+    path = os.path.join(snap_dir, name or snapshot_name(zxid))
     tmp = path + TMP_SUFFIX
     try:
         with open(tmp, "wb") as f:
@@ -124,10 +140,10 @@ def read_snapshot(path: str, zxid: int) -> bytes:
 
 
 def remove_temp_files(snap_dir: str) -> list[str]:
-    """Delete ``snapshot.*.tmp`` left by a crash mid-write; returns their paths."""
+    """Delete ``snapshot.*.tmp`` and ``install.*.tmp`` left by a crash mid-write; returns their paths."""
     gone = []
     for name in os.listdir(snap_dir):
-        if name.startswith(PREFIX) and name.endswith(TMP_SUFFIX):
+        if name.startswith((PREFIX, INSTALL_PREFIX)) and name.endswith(TMP_SUFFIX):
             path = os.path.join(snap_dir, name)
             os.unlink(path)
             gone.append(path)

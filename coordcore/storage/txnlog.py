@@ -19,8 +19,9 @@ question that separates a torn tail from mid-log corruption) has a reliable
 answer.
 
 What this module does: encode/decode records, write batches with one
-``fdatasync`` per batch (:class:`SegmentWriter`), list segments, and scan
-segments into txns while classifying damage (:func:`scan_log`).
+``fdatasync`` per batch (:class:`SegmentWriter`), list segments, scan
+segments into txns while classifying damage (:func:`recover_log`), and cut the
+log durably after a zxid (:func:`truncate_log`, ZAB's TRUNC).
 What it does not do: decide which txns a snapshot covers, purge, or lock
 directories -- that is :mod:`coordcore.storage.disk`.
 """
@@ -384,3 +385,99 @@ def recover_log(log_dir: str, after_zxid: int, *, fsync: bool = True) -> LogReco
     txns = [txn for scan in scans for txn in scan.txns]
     last = previous.last_zxid if previous is not None else None
     return LogRecovery(txns=txns, last_zxid=last, truncated_bytes=truncated, removed=removed)
+
+
+# ---------------------------------------------------------------- truncation
+
+
+@dataclass(slots=True)
+class LogTruncation:
+    """What :func:`truncate_log` did."""
+    last_zxid: int | None               # last zxid the log still holds (None: no records left)
+    removed: list[str]                  # human-readable notes, as LogRecovery.removed
+
+
+def _kept_end(path: str, first_zxid: int, zxid: int) -> tuple[int, int | None]:
+    """(offset just after the last valid record <= ``zxid``, its zxid) in one segment.
+
+    Damage before a record above ``zxid`` is only acceptable as a torn tail;
+    a valid record after it is mid-log corruption (CorruptLogError), exactly as
+    :func:`recover_log` judges it.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    salt, reason = _decode_header(data, path)
+    if salt < 0:
+        if len(data) > HEADER_SIZE and any(data):
+            raise CorruptLogError(f"{path}: offset 0: damaged segment header ({reason}) "
+                                  f"followed by {len(data) - HEADER_SIZE} bytes")
+        return 0, None
+    view = memoryview(data)
+    offset, last = HEADER_SIZE, None
+    while offset < len(data):
+        got = _record_at(view, offset, salt)
+        if isinstance(got, str):
+            if _NON_ZERO.search(view, offset) is not None:
+                resync = _find_valid_record(view, offset + 1, salt, last or 0)
+                if resync is not None:
+                    raise CorruptLogError(f"{path}: offset {offset}: {got}, "
+                                          f"but a valid record follows at offset {resync}")
+            break
+        record_zxid, end = got
+        if record_zxid > zxid:
+            break
+        last, offset = record_zxid, end
+    return (offset if last is not None else 0), last
+
+
+def truncate_log(log_dir: str, zxid: int, *, fsync: bool = True) -> LogTruncation:
+    """Durably cut the log so that it holds exactly its records with zxid <= ``zxid``.
+
+    No writer may have a segment of ``log_dir`` open.  Order, chosen so a crash
+    at any point leaves a *prefix* of the old log, never one with a hole:
+
+    1. delete every segment that starts above ``zxid``, newest first, then
+       fsync the directory -- if a cut segment could become durable while a
+       later segment's deletion did not, load() would see a clean segment
+       followed by a later one and silently skip the txns in between;
+    2. ``ftruncate`` the newest remaining segment just after its last record
+       <= ``zxid`` and fsync it.  The file then ends exactly at a record
+       boundary: load() reads it as complete, not as a torn tail or a CRC
+       mismatch (nothing of a later record, nor preallocated zeros, is left).
+       A segment left with no record is deleted instead;
+    3. segments before it are untouched: their records are all <= ``zxid``.
+    """
+    segments = list_segments(log_dir)
+    removed = []
+    doomed = [(first, path) for first, path in segments if first > zxid]
+    kept = [(first, path) for first, path in segments if first <= zxid]
+    for _, path in reversed(doomed):
+        size = os.path.getsize(path)
+        os.unlink(path)
+        removed.append(f"{path}: deleted {size} bytes (above the truncation point {zxid:#x})")
+    if doomed and fsync:
+        fsync_dir(log_dir)
+    last = None
+    while kept:
+        first, path = kept[-1]
+        end, last = _kept_end(path, first, zxid)
+        size = os.path.getsize(path)
+        if last is None:  # header only, or a damaged header: nothing of the history is in it
+            os.unlink(path)
+            if fsync:
+                fsync_dir(log_dir)
+            removed.append(f"{path}: deleted {size} bytes (no records)")
+            kept.pop()
+            continue
+        if size > end:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, end)
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            removed.append(f"{path}: cut {size - end} bytes at offset {end} "
+                           f"(after zxid {last:#x}, truncating to {zxid:#x})")
+        break
+    return LogTruncation(last_zxid=last, removed=removed)
