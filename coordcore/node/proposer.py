@@ -48,9 +48,15 @@ class Proposer:
             t, b = self.preparer.prep(op, req, session_id, auth, zxid, now_ms)
         return T.Txn(zxid, now_ms, session_id, cxid, t, b)
 
-    def prep_create_session(self, timeout_ms: int, passwd: bytes, now_ms: int) -> T.Txn:
-        sid = self.sessions.allocate_id()
+    def prep_create_session(self, timeout_ms: int, passwd: bytes, now_ms: int,
+                            session_id: int | None = None) -> T.Txn:
+        """A new session; its id is allocated here unless the learner it connected to already did."""
+        sid = self.sessions.allocate_id() if session_id is None else session_id
         return T.Txn(self.next_zxid(), now_ms, sid, 0, T.T_CREATE_SESSION, (timeout_ms, passwd))
+
+    def prep_error(self, session_id: int, cxid: int, code: int, now_ms: int) -> T.Txn:
+        """A request refused before prep (its session expired): an error txn, so replies stay in order."""
+        return T.Txn(self.next_zxid(), now_ms, session_id, cxid, T.T_ERROR, (int(code),))
 
     def prep_close_session(self, session_id: int, now_ms: int) -> T.Txn:
         return self.prep_request(P.CLOSE_SESSION, None, session_id, 0, None, now_ms)

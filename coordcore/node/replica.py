@@ -24,11 +24,22 @@ Output, ``ready = replica.ready()`` (take it after any input; it holds what accu
     ready.deliver   [(kind, conn, a, b)]  in exactly this order:
                       EVENT    a watch notification        a = event type, b = path
                       REPLY    the answer to a request     a = reply token p, b = (err, body)
-                      SESSION  a new session is ready      a = session id, b = (timeout ms, passwd)
+                      SESSION  a session is ready          a = session id, b = (timeout ms, passwd)
+                      INVALID  a resumed session turned out invalid (answer 0/0, then close)
                       CLOSE    close once what is queued on conn is flushed
                       DROP     close at once, reading nothing more (its session moved to another connection)
     ready.expired   session ids whose expiry this turn decided (for the host's log)
     ready.reaped    paths of containers/TTL nodes whose deletion this turn decided
+    ready.refused   (from sid, reason) forwarded requests refused as malformed (for the host's log)
+    ready.reset     rebuild from storage (ensemble: the peer left its role, or synced by TRUNC/SNAP):
+                    the host loads its storage and calls rebuild(state, ready.applied_zxid)
+    ready.serving   whether clients may be served; when it turns False the host closes every client
+
+An ensemble member (``peer=`` a zab QuorumPeer) serves while the peer is in BROADCAST.  Its leader
+decides every txn: its own clients' writes, and what learners forward (forward.py).  A learner
+forwards its clients' writes and new sessions, asks the leader to revalidate a resumed session,
+reports touches in its pings, and answers its clients when the leader's txn is applied locally.
+Only the leader expires sessions and reaps; a new leader gives every session a full fresh timeout.
 
 Obligations the host can rely on: nothing in ``deliver`` reveals a txn before it is durable; a txn's
 watch notifications come before the reply to the request that made it; replies to one connection's
@@ -48,6 +59,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from coordcore import zxid as Z
+from coordcore.errors import Err, ProtocolError
+from coordcore.node import forward as F
 from coordcore.node.node import Node
 from coordcore.node.proposer import Proposer
 from coordcore.storage.api import DurableState
@@ -55,15 +69,15 @@ from coordcore.tree import txn as T
 from coordcore.wire import proto as P
 from coordcore.zab.solo import Solo
 
-EVENT, REPLY, SESSION, CLOSE, DROP = "event", "reply", "session", "close", "drop"
+EVENT, REPLY, SESSION, INVALID, CLOSE, DROP = "event", "reply", "session", "invalid", "close", "drop"
 
 
 class Connect(IntEnum):
     """What a client handshake comes to."""
-    REFUSED = 0       # the client has seen a newer zxid than this server: close, it will try another
+    REFUSED = 0       # not serving, or the client has seen a newer zxid than this server: close
     INVALID = 1       # unknown, closing or expired session, or a wrong password: answer 0/0, then close
     ESTABLISHED = 2   # a session resumed: answer with (session id, timeout, passwd) now
-    PENDING = 3       # a new session is being created: SESSION is delivered once it is durable
+    PENDING = 3       # decided later: SESSION (or INVALID) is delivered once the ensemble agreed
 
 
 @dataclass(slots=True)
@@ -73,48 +87,100 @@ class Ready:
     deliver: list = field(default_factory=list)
     expired: list = field(default_factory=list)
     reaped: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+    reset: bool = False
+    applied_zxid: int = 0
+    serving: bool = True
+    state_changed: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.writes or self.messages or self.deliver or self.expired or self.reaped)
-
-
-_NEW_SESSION = object()  # the reply token of a createSession txn
+        return bool(self.writes or self.messages or self.deliver or self.expired or self.reaped
+                    or self.refused or self.reset or self.state_changed)
 
 
 class Replica:
     def __init__(self, *, state: DurableState, now_ms: int, tick_ms: int, server_id: int,
                  min_session_timeout_ms: int, max_session_timeout_ms: int, reap_interval_ms: int,
                  extended_types: bool = False, super_digest: str | None = None, enforce_quota: bool = False,
-                 reconfig_enabled: bool = False):
-        self.node = node = Node(tick_ms=tick_ms, server_id=server_id, state=state, now_ms=now_ms)
-        node.set_notify(self._notify)
-        self.consensus = Solo(node.last_applied)
-        self.proposer = Proposer(node.committed, node.sessions, epoch=self.consensus.epoch,
-                                 last_zxid=node.last_applied, extended_types=extended_types,
-                                 super_digest=super_digest, enforce_quota=enforce_quota,
-                                 reconfig_enabled=reconfig_enabled)
+                 reconfig_enabled: bool = False, peer=None):
+        self.tick_ms = tick_ms
+        self.server_id = server_id
+        self.prep_settings = dict(extended_types=extended_types, super_digest=super_digest,
+                                  enforce_quota=enforce_quota, reconfig_enabled=reconfig_enabled)
         self.min_session_timeout_ms = min_session_timeout_ms
         self.max_session_timeout_ms = max_session_timeout_ms
-        self.tick_ms = tick_ms
         self.reap_interval_ms = reap_interval_ms
+        self._now = now_ms
         self.next_expiry_ms = now_ms + tick_ms  # sessions are checked once a tick, reaping once an interval
         self.next_reap_ms = now_ms + reap_interval_ms
-        self.session_conns: dict[int, object] = {}   # session id -> the connection it is bound to
-        self._creating: dict[object, int] = {}       # connection -> zxid of its pending createSession
-        self._inflight: deque = deque()              # (txn, conn, token) this replica proposed, not applied
-        self._queues: dict[object, deque] = {}       # connection -> its writes in flight and the reads behind them
         self._ready = Ready()
+        self.proposer: Proposer | None = None
+        if peer is None:
+            self._build_node(state, None, now_ms)  # standalone: every logged txn is committed
+            self.consensus = Solo(self.node.last_applied)
+            self._lead(now_ms)
+        else:
+            # an ensemble member starts from its snapshot; the peer hands out the logged txns as they
+            # prove committed (zab.ready, host rule 5)
+            self._build_node(state, state.snapshot_zxid, now_ms)
+            self.consensus = peer
+            peer.snapshot_provider = self.snapshot_of_applied
+        self._serving = self.consensus.serving
+
+    def _build_node(self, state: DurableState, upto_zxid: int | None, now_ms: int) -> None:
+        if upto_zxid is not None:
+            state = DurableState(snapshot_zxid=state.snapshot_zxid, snapshot=state.snapshot,
+                                 txns=[t for t in state.txns if t[0] <= upto_zxid])
+        self.node = Node(tick_ms=self.tick_ms, server_id=self.server_id, state=state, now_ms=now_ms)
+        self.node.set_notify(self._notify)
+        self.session_conns: dict[int, object] = {}   # session id -> the connection it is bound to
+        self._new_sessions: dict[int, object] = {}   # session id being created -> its connection
+        self._creating: dict[object, int] = {}       # and back
+        self._inflight: deque = deque()              # (txn, conn, token) this replica proposed, not applied
+        self._forwarded: dict[tuple, tuple] = {}     # learner: (session id, cxid) -> (conn, token)
+        self._revalidating: dict[int, tuple] = {}    # learner: session id -> (conn, timeout ms, passwd)
+        self._queues: dict[object, deque] = {}       # connection -> its writes in flight and the reads behind them
+
+    def _lead(self, now_ms: int) -> None:
+        """Become the one that decides txns: the applied tree is the whole committed history now."""
+        nxt = self.consensus.next_zxid()
+        self.proposer = Proposer(self.node.committed, self.node.sessions, epoch=Z.epoch(nxt),
+                                 last_zxid=nxt - 1, **self.prep_settings)
+
+    def rebuild(self, state: DurableState, applied_zxid: int, now_ms: int) -> None:
+        """After Ready.reset: the replica as storage has it, through the peer's applied point."""
+        self._build_node(state, applied_zxid, now_ms)
+        self.proposer = None
+
+    def snapshot_of_applied(self) -> tuple[int, bytes]:
+        """(zxid, snapshot bytes) of the applied state: what a leader sends a learner it syncs by SNAP."""
+        return self.node.last_applied, self.node.snapshot_bytes()
 
     # ------------------------------------------------------------------ outputs
     def ready(self) -> Ready:
         c = self.consensus.ready()
-        if c.applies:
+        out = self._ready
+        if c.reset:
+            out.reset = True
+            out.applied_zxid = c.applied_zxid
+            self._close_all()
+        elif c.applies:
             self._apply(c.applies)
-        r = self._ready
+        if c.requests or c.touches or c.revalidations or c.revalidated:
+            self._peer_services(c)
+        writes, messages = c.writes, c.messages
+        if c.state_changed or c.reset:
+            self._role_changed(self._now)
+        if self.consensus.out.writes or self.consensus.out.messages:
+            more = self.consensus.ready()  # what deciding forwarded requests proposed
+            writes += more.writes
+            messages += more.messages
+            if more.applies:
+                self._apply(more.applies)
         self._ready = Ready()
-        r.writes = c.writes
-        r.messages = c.messages
-        return r
+        out.writes, out.messages = writes, messages
+        out.serving = self._serving
+        return out
 
     @property
     def unlogged(self) -> int:
@@ -125,6 +191,10 @@ class Replica:
     def last_applied(self) -> int:
         return self.node.committed.last_zxid
 
+    @property
+    def serving(self) -> bool:
+        return self._serving
+
     def _notify(self, conn, event_type, path) -> None:
         self._ready.deliver.append((EVENT, conn, event_type, path))
 
@@ -133,17 +203,60 @@ class Replica:
         assert zxid == txn.zxid, "the proposer and the consensus core disagree on the next zxid"
         self._inflight.append((txn, conn, token))
 
+    def _enqueue(self, conn, p) -> None:
+        q = self._queues.get(conn)
+        if q is None:
+            self._queues[conn] = deque((p,))
+        else:
+            q.append(p)
+
+    def _role_changed(self, now_ms: int) -> None:
+        c = self.consensus
+        serving = c.serving
+        if serving and c.next_zxid() is not None:
+            if self.proposer is None:
+                self._lead(now_ms)
+                self.node.sessions.refresh_all(now_ms)  # a new leader: every session a full timeout
+        else:
+            self.proposer = None
+        if self._serving and not serving:
+            self._close_all()
+        if serving != self._serving:
+            self._ready.state_changed = True
+        self._serving = serving
+
+    def _close_all(self) -> None:
+        """Clients are served only in broadcast: every connection this replica knows is closed."""
+        conns = set(self.session_conns.values()) | set(self._creating) | set(self._queues)
+        conns.update(conn for conn, _, _ in self._revalidating.values())
+        for conn in conns:
+            self._ready.deliver.append((DROP, conn, None, None))
+        self.session_conns.clear()
+        self._new_sessions.clear()
+        self._creating.clear()
+        self._forwarded.clear()
+        self._revalidating.clear()
+        self._queues.clear()
+        self._inflight.clear()
+
     # ------------------------------------------------------------------ inputs: clients
     def connect(self, conn, req: P.ConnectRequest, passwd: bytes, now_ms: int):
         """Judge a handshake.  Returns (Connect, timeout ms); `passwd` is fresh randomness for a new session."""
+        self._now = now_ms
         node = self.node
-        if req.last_zxid_seen > node.committed.last_zxid:
+        if not self._serving or req.last_zxid_seen > node.committed.last_zxid:
             return Connect.REFUSED, 0
         timeout = min(max(req.timeout_ms, self.min_session_timeout_ms), self.max_session_timeout_ms)
         if req.session_id == 0:
-            txn = self.proposer.prep_create_session(timeout, passwd, now_ms)
-            self._creating[conn] = txn.zxid
-            self._propose(txn, conn, _NEW_SESSION)
+            if self.proposer is not None:
+                txn = self.proposer.prep_create_session(timeout, passwd, now_ms)
+                sid = txn.session_id
+                self._propose(txn, None, None)
+            else:
+                sid = node.sessions.allocate_id()
+                self.consensus.forward(F.encode_session(sid, timeout, passwd))
+            self._new_sessions[sid] = conn
+            self._creating[conn] = sid
             return Connect.PENDING, timeout
         old = self.session_conns.get(req.session_id)
         if old is not None and old is not conn:
@@ -151,6 +264,10 @@ class Replica:
         sess = node.sessions.get(req.session_id)
         if sess is None or sess.closing or sess.passwd != req.passwd:
             return Connect.INVALID, 0
+        if self.proposer is None:  # a learner: the leader decides whether the session still lives
+            self._revalidating[req.session_id] = (conn, timeout, sess.passwd)
+            self.consensus.revalidate(req.session_id, timeout)
+            return Connect.PENDING, timeout
         node.sessions.touch(req.session_id, now_ms, timeout)
         self.session_conns[req.session_id] = conn
         return Connect.ESTABLISHED, timeout
@@ -161,15 +278,16 @@ class Replica:
         return sess is not None and not sess.closing
 
     def submit(self, conn, p, now_ms: int) -> None:
-        """A client write: decided now (answered once durable and applied, in submission order)."""
+        """A client write: decided by the leader (answered once durable and applied, in order)."""
+        self._now = now_ms
         op = p.op
-        txn = self.proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
-        self._propose(txn, conn, p)
-        q = self._queues.get(conn)
-        if q is None:
-            self._queues[conn] = deque((p,))
+        if self.proposer is not None:
+            txn = self.proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
+            self._propose(txn, conn, p)
         else:
-            q.append(p)
+            self.consensus.forward(F.encode_write(conn.session_id, p.xid, op, p.req, conn.auth))
+            self._forwarded[(conn.session_id, p.xid)] = (conn, p)
+        self._enqueue(conn, p)
         if op == P.CLOSE_SESSION:
             sess = self.node.sessions.sessions.get(conn.session_id)
             if sess is not None:
@@ -188,20 +306,31 @@ class Replica:
         return None
 
     def touch(self, session_id: int, now_ms: int) -> None:
-        self.node.sessions.touch(session_id, now_ms)
+        sessions = self.node.sessions
+        sessions.touch(session_id, now_ms)
+        if self.proposer is None and session_id:  # a learner reports it in its next ping
+            sess = sessions.sessions.get(session_id)
+            if sess is not None:
+                self.consensus.touch(session_id, sess.timeout_ms)
 
     def connection_closed(self, conn) -> None:
         self.node.watches.remove_watcher(conn)
-        self._creating.pop(conn, None)
+        sid = self._creating.pop(conn, None)
+        if sid is not None:
+            self._new_sessions.pop(sid, None)
         self._queues.pop(conn, None)
         sid = conn.session_id
         if sid and self.session_conns.get(sid) is conn:
             del self.session_conns[sid]
 
-    # ------------------------------------------------------------------ inputs: time
+    # ------------------------------------------------------------------ inputs: time and peers
     def tick(self, now_ms: int) -> None:
-        """Expire sessions past their deadline; reap due containers and TTL nodes when the interval is up."""
+        """Leader: expire sessions past their deadline (once a tick), reap due containers and TTL nodes."""
+        self._now = now_ms
+        self.consensus.tick(now_ms)
         proposer = self.proposer
+        if proposer is None:
+            return
         ready = self._ready
         if now_ms >= self.next_expiry_ms:
             self.next_expiry_ms = now_ms + self.tick_ms
@@ -216,36 +345,80 @@ class Replica:
                     ready.reaped.append(path)
                     self._propose(txn, None, None)
 
-    # ------------------------------------------------------------------ inputs: durability
+    def receive(self, from_sid: int, msg, now_ms: int) -> None:
+        """A message from a peer (ensemble only)."""
+        self._now = now_ms
+        self.consensus.receive(from_sid, msg, now_ms)
+
     def persisted(self, zxid: int) -> None:
         """Every append through `zxid` is durable (the consensus core decides what that commits)."""
         self.consensus.persisted(zxid)
+
+    def _peer_services(self, c) -> None:
+        """Leader: decide forwarded requests, take touches, judge revalidations; learner: their answers."""
+        now = self._now
+        node, proposer = self.node, self.proposer
+        if proposer is not None:
+            for from_sid, payload in c.requests:
+                try:
+                    fwd = F.decode(payload)
+                except ProtocolError as e:
+                    self._ready.refused.append((from_sid, str(e)))
+                    continue
+                if type(fwd) is F.ForwardedSession:
+                    self._propose(proposer.prep_create_session(fwd.timeout_ms, fwd.passwd, now,
+                                                               session_id=fwd.session_id), None, None)
+                elif not self.accepts_requests(fwd.session_id):
+                    self._propose(proposer.prep_error(fwd.session_id, fwd.cxid, Err.SESSIONEXPIRED, now), None, None)
+                else:
+                    self._propose(proposer.prep_request(fwd.op, fwd.req, fwd.session_id, fwd.cxid, fwd.auth, now),
+                                  None, None)
+                    if fwd.op == P.CLOSE_SESSION:
+                        node.sessions.sessions[fwd.session_id].closing = True
+            for session_id, timeout_ms in c.touches:
+                node.sessions.touch(session_id, now)
+            for from_sid, session_id, timeout_ms in c.revalidations:
+                valid = self.accepts_requests(session_id)
+                if valid:
+                    node.sessions.touch(session_id, now, timeout_ms)
+                self.consensus.revalidated(from_sid, session_id, valid)
+        for session_id, valid in c.revalidated:
+            entry = self._revalidating.pop(session_id, None)
+            if entry is None:
+                continue
+            conn, timeout_ms, passwd = entry
+            if valid and self.accepts_requests(session_id):
+                self.session_conns[session_id] = conn
+                self._ready.deliver.append((SESSION, conn, session_id, (timeout_ms, passwd)))
+            else:
+                self._ready.deliver.append((INVALID, conn, None, None))
 
     def _apply(self, applies) -> None:
         """Apply committed, durable txns in zxid order; deliver their events and the replies they owe."""
         inflight = self._inflight
         node = self.node
         apply, reply_body, read = node.apply_committed, node.reply_body, node.read
-        queues = self._queues
+        queues, forwarded = self._queues, self._forwarded
         deliver = self._ready.deliver
         for zxid, data in applies:
             if inflight and inflight[0][0].zxid == zxid:
                 txn, conn, token = inflight.popleft()  # ours: no need to decode what we encoded
             else:
-                txn, conn, token = T.decode(data), None, None
+                txn = T.decode(data)
+                conn, token = forwarded.pop((txn.session_id, txn.cxid), _NOBODY) if forwarded else _NOBODY
             result = apply(txn)
             t = txn.type
             if t == T.T_CLOSE_SESSION:
                 bound = self.session_conns.pop(txn.session_id, None)
                 if bound is not None and bound is not conn:
                     deliver.append((CLOSE, bound, None, None))
+            elif t == T.T_CREATE_SESSION and self._new_sessions:
+                waiting = self._new_sessions.pop(txn.session_id, None)
+                if waiting is not None:  # (else its connection closed meanwhile, or it is not ours)
+                    del self._creating[waiting]
+                    self.session_conns[txn.session_id] = waiting
+                    deliver.append((SESSION, waiting, txn.session_id, txn.body))
             if conn is None:
-                continue
-            if token is _NEW_SESSION:
-                if self._creating.get(conn) == txn.zxid:  # else the connection closed meanwhile
-                    del self._creating[conn]
-                    self.session_conns[txn.session_id] = conn
-                    deliver.append((SESSION, conn, txn.session_id, txn.body))
                 continue
             deliver.append((REPLY, conn, token, reply_body(token.op, token.req, txn, result)))
             if t == T.T_CLOSE_SESSION:
@@ -260,3 +433,6 @@ class Replica:
                     del queues[conn]
         if self.proposer is not None:
             self.proposer.applied(applies[-1][0])
+
+
+_NOBODY = (None, None)

@@ -26,7 +26,7 @@ import structlog
 from coordcore.config import ServerConfig
 from coordcore import zxid as Z
 from coordcore.node.node import zookeeper_watch_tables
-from coordcore.node.replica import CLOSE, EVENT, REPLY, SESSION, Connect, Replica
+from coordcore.node.replica import CLOSE, EVENT, INVALID, REPLY, SESSION, Connect, Replica
 from coordcore.runtime import fourletter
 from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
@@ -286,6 +286,8 @@ class Server:
                 conn.notify(a, b)
             elif kind is SESSION:
                 conn.session_established(a, b[0], b[1])
+            elif kind is INVALID:
+                conn.session_invalid()
             elif kind is CLOSE:  # the connection's queued replies go out first
                 conn.close_when_flushed()
             else:  # DROP

@@ -293,3 +293,55 @@ DECODERS = {
     AUTH: _auth, SET_WATCHES: _set_watches, SET_WATCHES2: _set_watches2, RECONFIG: _reconfig,
     PING: _empty, CLOSE_SESSION: _empty, WHO_AM_I: _empty,
 }
+
+
+# -- encoding write requests (a learner forwards a client's write to the leader as these bytes) ------
+
+def _w_create(w: Writer, r) -> None:
+    w.ustring(r.path).buffer(r.data).acls(r.acl).int(r.flags)
+
+
+def _w_create_ttl(w: Writer, r) -> None:
+    _w_create(w, r)
+    w.long(r.ttl)
+
+
+def _w_path_version(w: Writer, r) -> None:
+    w.ustring(r.path).int(r.version)
+
+
+def _w_set_data(w: Writer, r) -> None:
+    w.ustring(r.path).buffer(r.data).int(r.version)
+
+
+def _w_set_acl(w: Writer, r) -> None:
+    w.ustring(r.path).acls(r.acl).int(r.version)
+
+
+def _w_multi(w: Writer, r) -> None:
+    for op, sub in r.ops:
+        w.int(op).bool(False).int(-1)
+        _ENCODERS[op](w, sub)
+    w.int(-1).bool(True).int(-1)
+
+
+def _w_reconfig(w: Writer, r) -> None:
+    w.ustring(r.joining).ustring(r.leaving).ustring(r.new_members).long(r.config_id)
+
+
+def _w_empty(w: Writer, r) -> None:
+    pass
+
+
+_ENCODERS = {
+    CREATE: _w_create, CREATE2: _w_create, CREATE_CONTAINER: _w_create, CREATE_TTL: _w_create_ttl,
+    DELETE: _w_path_version, CHECK: _w_path_version, SET_DATA: _w_set_data, SET_ACL: _w_set_acl,
+    MULTI: _w_multi, RECONFIG: _w_reconfig, CLOSE_SESSION: _w_empty,
+}
+
+
+def encode_write(op: int, req) -> bytes:
+    """The request body of a write (the inverse of DECODERS[op] for every op in WRITE_OPS)."""
+    w = Writer()
+    _ENCODERS[op](w, req)
+    return w.getvalue()
