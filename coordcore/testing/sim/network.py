@@ -4,6 +4,7 @@ Each ordered pair (src, dst) is one link.  A link is FIFO, like a TCP connection
 delivery time is never earlier than the one sent before it on the same link.  Faults:
 
 * drop / duplicate / delay of single messages, chosen when a message is sent (FaultProfile odds);
+  a dropped ZAB packet takes its TCP connection with it (the simulator breaks the link);
 * a *reconnect* of a link: the old connection's in-flight messages are each lost or delivered late,
   in a new random order -- the only way messages on one link are reordered;
 * partitions: a set of blocked links.  A blocked link loses what is in flight and what is sent on it
@@ -80,7 +81,10 @@ class SimNetwork:
         p, rng = self.profile, self.rng
         if self.faults_enabled:
             if p.drop and rng.random() < p.drop:
-                return "dropped"
+                # An election notification may vanish alone (ZooKeeper drops queued notifications when
+                # a connection fails); a ZAB packet can be lost only with its TCP connection, so the
+                # caller breaks the link and tells both ends.
+                return "dropped" if is_election else "dropped(connection)"
             delay = rng.randint(p.delay_ms_min, p.delay_ms_max)
             outcome = "sent"
             if p.delay and rng.random() < p.delay:

@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from coordcore.testing.sim.simulator import RunResult, SimConfig, run
+from coordcore.testing.sim.simulator import RunResult, SimConfig, default_steps, run
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="zab: full QuorumPeers (default); fle: FastLeaderElection alone")
     p.add_argument("--profile", default=None, help="force one fault profile (default: each seed picks one)")
     p.add_argument("--trace", action="store_true", help="print every run's trace (one line per event)")
+    p.add_argument("--tolerate", default="", metavar="IDS",
+                   help="known-issue invariant ids to count instead of failing on (comma list; e.g. I6-SYNC)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only failures and the summary")
 
 
@@ -91,7 +93,8 @@ def run_cli(args, parser: argparse.ArgumentParser) -> int:
                 raise ValueError(f"--profile must be one of {', '.join(PROFILE_NAMES)}")
     except ValueError as e:
         parser.error(str(e))
-    steps = args.steps if args.steps is not None else (300 if args.mode == "fle" else 400)
+    tolerate = frozenset(x.strip() for x in args.tolerate.split(",") if x.strip())
+    steps = args.steps if args.steps is not None else default_steps(args.mode)
     combos = [(s, v, o) for s in seeds for v in voters for o in observers]
     out = sys.stdout
     started = time.monotonic()
@@ -100,7 +103,7 @@ def run_cli(args, parser: argparse.ArgumentParser) -> int:
     last_report = started
     for i, (seed, v, o) in enumerate(combos, 1):
         cfg = SimConfig(seed=seed, voters=v, observers=o, steps=steps, mode=args.mode, profile=args.profile,
-                        trace=args.trace)
+                        trace=args.trace, tolerate=tolerate)
         result = run(cfg)
         total_steps += result.steps
         if args.trace:

@@ -34,7 +34,7 @@ class SimConfig:
     seed: int = 0
     voters: int = 3
     observers: int = 0
-    steps: int = 400                 # events in the chaos phase
+    steps: int = 400                 # events in the chaos phase (default_steps(mode))
     mode: str = "zab"                # "zab" (QuorumPeer) or "fle" (FastLeaderElection only)
     profile: str | None = None       # None: the seed picks one
     tick_ms: int = 200
@@ -46,6 +46,7 @@ class SimConfig:
     client_interval_ms_max: int = 150
     liveness_ms: int | None = None   # None: derived from the timeouts
     trace: bool = False
+    tolerate: frozenset[str] = frozenset()   # known-issue ids the checker reports as counters, not violations
 
     def liveness_bound_ms(self) -> int:
         if self.liveness_ms is not None:
@@ -71,15 +72,24 @@ class RunResult:
     elections: int = 0
     converged_ms: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    steps_arg: int | None = None          # what the replay command must repeat
+    profile_arg: str | None = None
+    tolerate: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
         return self.violation is None
 
     def replay_command(self) -> str:
-        mode = "" if self.mode == "zab" else f" --mode {self.mode}"
+        extra = "" if self.mode == "zab" else f" --mode {self.mode}"
+        if self.steps_arg is not None:
+            extra += f" --steps {self.steps_arg}"
+        if self.profile_arg:
+            extra += f" --profile {self.profile_arg}"
+        if self.tolerate:
+            extra += f" --tolerate {','.join(sorted(self.tolerate))}"
         return (f"python3 -m coordcore sim --seed {self.seed} --voters {self.voters} "
-                f"--observers {self.observers}{mode} --trace")
+                f"--observers {self.observers}{extra} --trace")
 
 
 class Simulation:
@@ -94,7 +104,7 @@ class Simulation:
         observers = range(cfg.voters + 1, cfg.voters + cfg.observers + 1)
         self.quorum = QuorumConfig(frozenset(voters), frozenset(observers))
         self.sids = sorted(self.quorum.members)
-        self.checker = Checker(self.quorum)
+        self.checker = Checker(self.quorum, tolerate=cfg.tolerate, count=self.count)
         self.now = 0
         self.step = 0
         self.trace: list[str] | None = [] if cfg.trace else None
@@ -135,11 +145,23 @@ class Simulation:
             self.log(f"send {src}->{dst} {outcome} {short(msg)}")
         if outcome != "sent" and outcome != "self":
             self.count("msg_" + outcome.split("(")[0])
+            if outcome == "dropped(connection)":
+                self._connection_broken(src, dst)
+
+    def _connection_broken(self, a: int, b: int) -> None:
+        lost = self.net.break_link(a, b) + self.net.break_link(b, a)
+        self.log(f"CONNECTION {a}<->{b} broken: {lost} more in flight lost")
+        for x, y in ((a, b), (b, a)):
+            if self.hosts[x].up:
+                self.push(self.now + self.rng.randint(1, self.cfg.tick_ms), "link_lost", (x, y))
 
     # -- the run
 
     def run(self) -> RunResult:
-        result = RunResult(self.cfg.seed, self.cfg.voters, self.cfg.observers, self.cfg.mode, self.profile.name)
+        cfg = self.cfg
+        result = RunResult(cfg.seed, cfg.voters, cfg.observers, cfg.mode, self.profile.name,
+                           steps_arg=None if cfg.steps == default_steps(cfg.mode) else cfg.steps,
+                           profile_arg=cfg.profile, tolerate=cfg.tolerate)
         try:
             self._run()
         except Violation as v:
@@ -483,6 +505,10 @@ class Simulation:
         states = " ".join(self.hosts[s].describe() for s in self.sids)
         return (f"not converged {self.now - self.heal_ms} ms after healing (bound {self.cfg.liveness_bound_ms()} ms): "
                 f"{self._convergence_gap()}; {states}")
+
+
+def default_steps(mode: str) -> int:
+    return 300 if mode == "fle" else 400
 
 
 def short(msg: object) -> str:
