@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="store_true", help="print every run's trace (one line per event)")
     p.add_argument("--tolerate", default="", metavar="IDS",
                    help="known-issue invariant ids to count instead of failing on (comma list; e.g. I6-SYNC)")
+    p.add_argument("--link-lost-odds", type=float, default=0.7, metavar="P",
+                   help="odds that a broken link is reported to the peers (default 0.7; 1 = always)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only failures and the summary")
 
 
@@ -84,6 +86,8 @@ def run_cli(args, parser: argparse.ArgumentParser) -> int:
         seeds = parse_seeds(args.seeds or args.seed or "0")
         voters = parse_ints(args.voters, "--voters", 1, 15)
         observers = parse_ints(args.observers, "--observers", 0, 8)
+        if not 0.0 <= args.link_lost_odds <= 1.0:
+            raise ValueError("--link-lost-odds must be between 0 and 1")
         if args.steps is not None and args.steps < 0:
             raise ValueError("--steps must be >= 0")
         if args.profile is not None:
@@ -103,7 +107,7 @@ def run_cli(args, parser: argparse.ArgumentParser) -> int:
     last_report = started
     for i, (seed, v, o) in enumerate(combos, 1):
         cfg = SimConfig(seed=seed, voters=v, observers=o, steps=steps, mode=args.mode, profile=args.profile,
-                        trace=args.trace, tolerate=tolerate)
+                        trace=args.trace, tolerate=tolerate, link_lost_odds=args.link_lost_odds)
         result = run(cfg)
         total_steps += result.steps
         if args.trace:

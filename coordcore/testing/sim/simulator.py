@@ -47,6 +47,10 @@ class SimConfig:
     liveness_ms: int | None = None   # None: derived from the timeouts
     trace: bool = False
     tolerate: frozenset[str] = frozenset()   # known-issue ids the checker reports as counters, not violations
+    # Odds that a crash or partition is reported to the other end as link_lost().  The step API makes
+    # link_lost optional for a transport, so by default some breaks go unreported; 1.0 models a
+    # transport that always notices (TCP keepalive, a reconnect that reports the old connection's loss).
+    link_lost_odds: float = 0.7
 
     def liveness_bound_ms(self) -> int:
         if self.liveness_ms is not None:
@@ -75,6 +79,7 @@ class RunResult:
     steps_arg: int | None = None          # what the replay command must repeat
     profile_arg: str | None = None
     tolerate: frozenset[str] = frozenset()
+    link_lost_odds: float | None = None   # set when not the default
 
     @property
     def ok(self) -> bool:
@@ -88,6 +93,8 @@ class RunResult:
             extra += f" --profile {self.profile_arg}"
         if self.tolerate:
             extra += f" --tolerate {','.join(sorted(self.tolerate))}"
+        if self.link_lost_odds is not None:
+            extra += f" --link-lost-odds {self.link_lost_odds:g}"
         return (f"python3 -m coordcore sim --seed {self.seed} --voters {self.voters} "
                 f"--observers {self.observers}{extra} --trace")
 
@@ -161,7 +168,8 @@ class Simulation:
         cfg = self.cfg
         result = RunResult(cfg.seed, cfg.voters, cfg.observers, cfg.mode, self.profile.name,
                            steps_arg=None if cfg.steps == default_steps(cfg.mode) else cfg.steps,
-                           profile_arg=cfg.profile, tolerate=cfg.tolerate)
+                           profile_arg=cfg.profile, tolerate=cfg.tolerate,
+                           link_lost_odds=None if cfg.link_lost_odds == SimConfig.link_lost_odds else cfg.link_lost_odds)
         try:
             self._run()
         except Violation as v:
@@ -344,7 +352,7 @@ class Simulation:
 
     def _links_lost(self, sid: int) -> None:
         for other in self.sids:
-            if other != sid and self.hosts[other].up and self.rng.random() < 0.8:
+            if other != sid and self.hosts[other].up and self.rng.random() < self.cfg.link_lost_odds:
                 self.push(self.now + self.rng.randint(1, 2 * self.cfg.tick_ms), "link_lost", (other, sid))
 
     def _fault_crash(self) -> None:
@@ -421,7 +429,7 @@ class Simulation:
             ends.add((src, dst))
             ends.add((dst, src))
         for x, y in sorted(ends):
-            if self.hosts[x].up and self.rng.random() < 0.7:
+            if self.hosts[x].up and self.rng.random() < self.cfg.link_lost_odds:
                 self.push(self.now + self.rng.randint(1, 3 * self.cfg.tick_ms), "link_lost", (x, y))
         self.push(self.now + self.rng.randint(200, 6 * self.cfg.tick_ms * self.cfg.sync_limit),
                   "heal_partition", self.partition_generation)
