@@ -29,13 +29,16 @@ class FleHost:
         self.sim = sim
         self.sid = sid
         self.voter = sim.quorum.is_voter(sid)
-        # Histories are drawn so that epoch and zxid disagree often (E2: a higher currentEpoch must
-        # beat a higher zxid from an older epoch).
+        # Histories are drawn so that epoch and zxid disagree often (E2: a server that adopted epoch E+1
+        # without new txns must beat one with a longer tail from epoch E).
         rng = sim.rng
-        epoch = rng.randint(0, 3)
-        last_epoch = rng.randint(max(0, epoch - 1), epoch)
-        self.current_epoch = epoch
-        self.last_zxid = zx.make(last_epoch, rng.randint(0, 5)) if last_epoch or rng.random() < 0.5 else 0
+        if not hasattr(sim, "fle_base_epoch"):
+            sim.fle_base_epoch = rng.randint(1, 3)      # one ensemble: one epoch its history is in
+        base_epoch = sim.fle_base_epoch
+        self.current_epoch = base_epoch + rng.randint(0, 1)
+        last_epoch = base_epoch if rng.random() < 0.95 else self.current_epoch
+        self.last_zxid = zx.make(last_epoch, rng.randint(0, 9))
+        epoch = self.current_epoch
         self.disk = SimDisk(accepted_epoch=epoch, current_epoch=epoch)
         self.up = False
         self.incarnation = 0
