@@ -49,8 +49,6 @@ Deliberate differences from ZooKeeper 3.8:
 This module does not open connections, persist anything (nothing in FLE is durable) or run ZAB; the
 peer (coordcore.zab.peer) switches to the leader or learner role on a decision.
 """
-from __future__ import annotations
-
 import enum
 from dataclasses import dataclass, replace
 
@@ -104,7 +102,10 @@ class Notification:
         return Vote(self.leader, self.zxid, self.peer_epoch)
 
     def __str__(self) -> str:
-        state = PeerState(self.state).name if self.state in PeerState._value2member_map_ else self.state
+        try:
+            state = PeerState(self.state).name
+        except ValueError:
+            state = f"state={self.state!r}"
         return (f"{state} round={self.election_epoch} leader={self.leader} "
                 f"zxid=0x{self.zxid:x} peer_epoch={self.peer_epoch}")
 
@@ -127,7 +128,7 @@ class _Ballot:
     state: PeerState
 
     @staticmethod
-    def of(n: Notification, state: PeerState) -> _Ballot:
+    def of(n: Notification, state: PeerState) -> "_Ballot":
         return _Ballot(n.leader, n.zxid, n.election_epoch, n.peer_epoch, state)
 
 
@@ -227,7 +228,7 @@ class FastLeaderElection:
             return
         if self._finalize_at_ms is not None:
             if now_ms >= self._finalize_at_ms:
-                self._decide(self.vote, self.logical_clock)
+                self.on_finalize_wait_timeout()
             return
         if self._resend_at_ms is not None and now_ms >= self._resend_at_ms:
             self.on_notification_timeout(now_ms)
@@ -314,6 +315,10 @@ class FastLeaderElection:
         """We are out of the election: tell a LOOKING voter whom we follow or that we lead."""
         if state == PeerState.LOOKING:
             self._answer(n.sender)
+
+    def on_finalize_wait_timeout(self) -> None:
+        """finalize_wait_ms passed without a better vote: our proposal is the outcome (4.4)."""
+        self._decide(self.vote, self.logical_clock)
 
     def on_notification_timeout(self, now_ms: int) -> None:
         """Nothing arrived for a notification interval: resend our proposal and back off (4.4)."""

@@ -7,9 +7,7 @@ least one voter, which is what election and ZAB safety rest on.
 This module does not handle dynamic reconfiguration or hierarchical/weighted quorums (ZooKeeper's
 QuorumHierarchical); every voter has weight 1.
 """
-from __future__ import annotations
-
-from collections.abc import Iterable
+from typing import Iterable
 from dataclasses import dataclass
 
 
