@@ -25,11 +25,10 @@ every packet from it extends the deadline.  PINGs are answered with the sessions
 answer.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
 Packets from any sid but our leader are ignored (a deposed leader may still be talking).
 """
-from __future__ import annotations
 
 import enum
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.ready import Append, InstallSnapshot, SetAcceptedEpoch, SetCurrentEpoch, Truncate
