@@ -29,18 +29,21 @@ counter would reach 0xffffffff (ZOOKEEPER-1277).
 Bad input from one learner (ProtocolError) drops that learner only; it never ends the leadership.
 This module does no I/O; it writes through the peer's Ready.
 """
-from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.ready import Append, SetAcceptedEpoch, SetCurrentEpoch
 from coordcore.zab.role import Role, RoleFailed
 
-COUNTER_LIMIT = 0xFFFFFFFF  # never used as a counter: the leader abdicates first
+COUNTER_LIMIT = 0xFFFFFFFF  # never used as a counter: the leader abdicates first (tests lower it)
+
+
+def _counter_limit() -> int:
+    return COUNTER_LIMIT  # read at call time, so a test can start "near the limit" without a gap
 
 
 class Phase(enum.IntEnum):
@@ -70,6 +73,7 @@ class LearnerHandle:
     last_zxid: int = 0
     current_epoch: int = -1
     acked_zxid: int = 0
+    sync_end_zxid: int = 0  # the last zxid of the history we sent it before NEWLEADER
 
 
 class Leader(Role):
@@ -213,6 +217,7 @@ class Leader(Role):
             self._send(h.sid, m.Commit(commit_point))
         self._send(h.sid, m.NewLeader(zx.make(self.epoch, 0)))
         h.stage = Stage.SYNCING
+        h.sync_end_zxid = txns[-1][0] if txns else start
 
     def on_ack(self, sid: int, msg: m.Ack, now_ms: int) -> None:
         h = self.handles.get(sid)
@@ -235,10 +240,15 @@ class Leader(Role):
             raise ProtocolError(f"unexpected NEWLEADER ACK {zx.fmt(zxid)} from {h.sid}")
         h.stage = Stage.SYNCED
         h.deadline_ms = now_ms + self.peer.sync_limit * self.peer.tick_ms
+        # It ACKs NEWLEADER only once everything sent before it is durable (6.2 step 3), so this also
+        # acknowledges the outstanding proposals of its sync history.
+        if h.is_voter:
+            h.acked_zxid = max(h.acked_zxid, h.sync_end_zxid)
         if self.phase == Phase.SYNC:
             self._try_activate(now_ms)
         elif self.phase == Phase.BROADCAST:
             self._send_uptodate(h)
+            self._try_commit()
 
     def _send_uptodate(self, h: LearnerHandle) -> None:
         self._send(h.sid, m.UpToDate(zx.make(self.epoch, 0)))
@@ -262,7 +272,7 @@ class Leader(Role):
 
     # ================================================================ broadcast
     def next_zxid(self) -> int | None:
-        if not self.serving or self.next_counter >= COUNTER_LIMIT:
+        if not self.serving or self.next_counter >= _counter_limit():
             return None
         return zx.make(self.epoch, self.next_counter)
 
@@ -277,7 +287,7 @@ class Leader(Role):
         return zxid
 
     def check_rollover(self) -> None:
-        if self.next_counter >= COUNTER_LIMIT:
+        if self.next_counter >= _counter_limit():
             self.flush()
             raise RoleFailed("zxid counter would reach 0xffffffff: abdicating (ZOOKEEPER-1277)")
 
@@ -363,6 +373,7 @@ class Leader(Role):
     def tick(self, now_ms: int) -> None:
         if self.phase != Phase.BROADCAST and now_ms >= self.deadline_ms:
             raise RoleFailed(f"leader: {self.phase.name} not done within initLimit")
+        self._drop_stuck_handshakes(now_ms)
         if now_ms >= self.next_ping_ms:
             self.next_ping_ms = now_ms + self.half_tick_ms
             ping = m.Ping(self.last_proposed or self.history.last_zxid)
@@ -376,6 +387,14 @@ class Leader(Role):
                      if h.is_voter and h.stage >= Stage.SYNCED and h.deadline_ms > now_ms}
             if not self.peer.quorum.is_quorum(alive | {self.peer.sid}):
                 raise RoleFailed("leader: lost the quorum for syncLimit")
+
+    def _drop_stuck_handshakes(self, now_ms: int) -> None:
+        # Java's LearnerHandler reads the handshake with an initLimit socket timeout: a learner that
+        # has not ACKed NEWLEADER by its first deadline (initLimit + syncLimit ticks after it
+        # connected) is dropped, so it stops getting PINGs, times out and reconnects.
+        for h in list(self.handles.values()):
+            if h.stage < Stage.SYNCED and now_ms >= h.deadline_ms:
+                self._drop(h.sid)
 
     def _check_sync_limit(self, now_ms: int) -> None:
         if not self.proposed_at:

@@ -21,11 +21,10 @@ whose election finished first sends it only once per connection (Java's learner 
 
 This module does no I/O and reads no clock; `now_ms` arrives with every input.
 """
-from __future__ import annotations
 
 from collections.abc import Callable
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.election import FastLeaderElection, Notification, PeerState, Vote

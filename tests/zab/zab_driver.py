@@ -15,7 +15,7 @@ import ast
 from collections import deque
 
 from coordcore.zab import messages as m
-from coordcore.zab.election import PeerState
+from coordcore.zab.election import Notification, PeerState
 from coordcore.zab.peer import QuorumPeer
 from coordcore.zab.quorum import QuorumConfig
 from coordcore.zab.ready import (Append, InstallSnapshot, PeerDurable, SetAcceptedEpoch, SetCurrentEpoch,
@@ -28,6 +28,37 @@ def encode_state(txns) -> bytes:
 
 def decode_state(data: bytes) -> list:
     return [tuple(x) for x in ast.literal_eval(data.decode())]
+
+
+def fmt_range(zxids) -> str:
+    return f"{zxids[0]:#x}" if len(zxids) == 1 else f"{zxids[0]:#x}..{zxids[-1]:#x} ({len(zxids)})"
+
+
+def fmt_msg(msg) -> str:
+    """A compact one-line form of a ZAB packet: zxids in hex, batches as ranges."""
+    name = type(msg).__name__.upper()
+    if isinstance(msg, (m.Proposal, m.Inform)):
+        return f"{name} {fmt_range([z for z, _ in msg.txns])}" if msg.txns else f"{name} (empty)"
+    parts = []
+    for field in msg.__dataclass_fields__:
+        v = getattr(msg, field)
+        if field == "protocol_version":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int):
+            parts.append(f"{field}={v!r}" if not isinstance(v, bytes) else f"{field}={len(v)}B")
+        elif "zxid" in field:
+            parts.append(f"{field}={v:#x}")
+        else:
+            parts.append(f"{field}={v}")
+    return " ".join([name] + parts)
+
+
+def fmt_write(w) -> str:
+    if isinstance(w, InstallSnapshot):
+        return f"InstallSnapshot(zxid={w.zxid:#x}, {len(w.data)}B)"
+    if isinstance(w, Truncate):
+        return f"Truncate(zxid={w.zxid:#x})"
+    return repr(w)
 
 
 class Host:
@@ -98,13 +129,15 @@ class Cluster:
         self.tick_ms, self.init_limit, self.sync_limit = tick_ms, init_limit, sync_limit
         self.commit_log_count = commit_log_count
         self.auto_persist = auto_persist
+        self.slow: set[int] = set()   # hosts whose appends are synced only by persist(sid)
         self.now = 0
         self.hosts = {sid: Host() for sid in sorted(self.quorum.members)}
         self.peers: dict[int, QuorumPeer] = {}
         self.down: set[int] = set()
         self.cut: set[frozenset[int]] = set()   # links that drop everything
         self.net: deque = deque()
-        self.trace: list[str] = []
+        self.trace: list[str] = []     # filled while `tracing`: one line per ZAB event (fmt_event)
+        self.tracing = False
         self.resets: dict[int, int] = {sid: 0 for sid in self.hosts}
         self.applied_ever: dict[int, bytes] = {}  # zxid -> txn, over all members and all time
         for sid in self.hosts:
@@ -134,6 +167,8 @@ class Cluster:
     def drain(self, sid: int) -> None:
         peer, host = self.peers[sid], self.hosts[sid]
         r = peer.ready()
+        if self.tracing:
+            self._trace_ready(sid, peer, r)
         for w in r.writes:
             host.execute(w)
         for to, msg in r.messages:
@@ -146,7 +181,7 @@ class Cluster:
             host.rebuild(r.applied_zxid)
         else:
             host.replica.extend(r.applies)
-        if self.auto_persist:
+        if self.auto_persist and sid not in self.slow:
             last = host.sync()
             if last is not None:
                 peer.persisted(last)
@@ -164,6 +199,8 @@ class Cluster:
             if to in self.down or frm in self.down or frozenset((frm, to)) in self.cut:
                 continue
             assert m.decode(m.encode(msg)) == msg
+            if self.tracing and not isinstance(msg, Notification):
+                self.trace.append(f"{frm}->{to} {fmt_msg(msg)}")
             self.peers[to].receive(frm, msg, self.now)
             self.drain(to)
             return True
@@ -175,6 +212,8 @@ class Cluster:
         deadlines = [d for d in deadlines if d is not None]
         if not deadlines:
             return False
+        if self.tracing and min(deadlines) > self.now:
+            self.trace.append(f"t={min(deadlines)}")
         self.now = max(self.now, min(deadlines))
         for sid, peer in sorted(self.peers.items()):
             d = peer.next_deadline_ms()
@@ -202,6 +241,26 @@ class Cluster:
                 self.now = max(self.now, end)
                 return
             self.advance()
+
+    def _trace_ready(self, sid: int, peer: QuorumPeer, r) -> None:
+        appends = [w.zxid for w in r.writes if isinstance(w, Append)]
+        for w in r.writes:
+            if not isinstance(w, Append):
+                self.trace.append(f"  {sid} write {fmt_write(w)}")
+        if appends:
+            self.trace.append(f"  {sid} append {fmt_range(appends)}")
+        if r.applies:
+            self.trace.append(f"  {sid} apply {fmt_range([z for z, _ in r.applies])}")
+        if r.reset:
+            self.trace.append(f"  {sid} reset (rebuild from storage, replay <= {r.applied_zxid:#x})")
+        if r.state_changed:
+            lead = "" if peer.leader_sid is None else f" leader={peer.leader_sid}"
+            self.trace.append(f"  {sid} {peer.state.name}{lead} epoch={peer.epoch}"
+                              f"{' serving' if peer.serving else ''}")
+
+    def take_trace(self) -> list[str]:
+        out, self.trace = self.trace, []
+        return out
 
     # ------------------------------------------------------------ views
     def live(self):
