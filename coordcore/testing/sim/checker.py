@@ -77,16 +77,6 @@ class Checker:
                                            f"currentEpoch; this server cannot restart)")
             raise Violation("I6", f"server {sid} disk: {broken}")
 
-    def history_removed(self, sid: int, removed: list[tuple[int, bytes]]) -> None:
-        """A Truncate or InstallSnapshot took txns off a disk: none of them may be committed."""
-        committed_at = {z: t for z, t in self.committed}
-        for z, t in removed:
-            if committed_at.get(z) == t and z in self.acked:
-                # Removing a committed txn is legal only if the same server gets it back from a
-                # leader that has it; removing an acknowledged one from a voter is checked when a
-                # leader serves.  Nothing to do here beyond bookkeeping.
-                pass
-
     # -- leaders
 
     def leader_serving(self, sid: int, epoch: int, history: list[tuple[int, bytes]]) -> None:
@@ -142,14 +132,14 @@ class Checker:
         if not disk.holds_durably(zxid, txn):
             raise Violation("DUR", f"server {sid} applies {zx.fmt(zxid)} which its disk does not hold durably")
         self.saw_txn(f"apply on {sid}", zxid, txn)
-        self._match_prefix(sid, history)
+        self.match_prefix(sid, history)
         if self.proposer.get(zxid) == sid and zxid not in self.acked:
             holders = [s for s in self.quorum.voters if is_voter_disks[s].holds_durably(zxid, txn)]
             if not self.quorum.is_quorum(holders):
                 raise Violation("ACKQ", f"leader {sid} acknowledges {zx.fmt(zxid)} durable only on {sorted(holders)}")
             self.acked[zxid] = txn
 
-    def _match_prefix(self, sid: int, history: list[tuple[int, bytes]]) -> None:
+    def match_prefix(self, sid: int, history: list[tuple[int, bytes]]) -> None:
         g = self.committed
         start = self.applied_checked.get(sid, 0)
         for i in range(start, len(history)):
@@ -161,8 +151,8 @@ class Checker:
                 g.append(history[i])
         self.applied_checked[sid] = len(history)
 
-    def reloaded(self, sid: int, base_len: int) -> None:
-        """The server rebuilt its applied state from disk: re-check from position base_len... from 0."""
+    def reloaded(self, sid: int) -> None:
+        """The server rebuilt its applied state from disk: check its whole history again."""
         self.applied_checked[sid] = 0
 
     # -- the end

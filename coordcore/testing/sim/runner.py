@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from coordcore.testing.sim.simulator import RunResult, SimConfig, default_steps, run
+from coordcore.testing.sim.simulator import DEFAULT_LINK_LOST_ODDS, RunResult, SimConfig, default_steps, run
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="store_true", help="print every run's trace (one line per event)")
     p.add_argument("--tolerate", default="", metavar="IDS",
                    help="known-issue invariant ids to count instead of failing on (comma list; e.g. I6-SYNC)")
-    p.add_argument("--link-lost-odds", type=float, default=0.7, metavar="P",
+    p.add_argument("--link-lost-odds", type=float, default=DEFAULT_LINK_LOST_ODDS, metavar="P",
                    help="odds that a broken link is reported to the peers (default 0.7; 1 = always)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only failures and the summary")
 

@@ -13,6 +13,10 @@ Two kinds of server hosts run under the same scheduler: :class:`~coordcore.testi
 drives a real QuorumPeer (the full ensemble core), :class:`~coordcore.testing.sim.fle_host.FleHost`
 drives FastLeaderElection alone (election under faults, with fixed histories).
 
+The trace is one line per event: ``<step> <virtual ms> <event>``.  Events in capitals are faults and
+milestones (CRASH, PARTITION, HEAL, LEADER, CONVERGED, VIOLATION); ``send a->b <outcome> <msg>`` and
+``recv a->b <msg>`` are the network, ``write``/``persisted``/``apply``/``reset`` the host steps.
+
 This module does not know the peer's internals; the hosts see only the step API.
 """
 from __future__ import annotations
@@ -27,6 +31,7 @@ from coordcore.testing.sim.profiles import profiles
 from coordcore.zab.quorum import QuorumConfig
 
 TRACE_FIELD_MAX = 160
+DEFAULT_LINK_LOST_ODDS = 0.7
 
 
 @dataclass(slots=True)
@@ -50,7 +55,7 @@ class SimConfig:
     # Odds that a crash or partition is reported to the other end as link_lost().  The step API makes
     # link_lost optional for a transport, so by default some breaks go unreported; 1.0 models a
     # transport that always notices (TCP keepalive, a reconnect that reports the old connection's loss).
-    link_lost_odds: float = 0.7
+    link_lost_odds: float = DEFAULT_LINK_LOST_ODDS
 
     def liveness_bound_ms(self) -> int:
         if self.liveness_ms is not None:
@@ -169,7 +174,7 @@ class Simulation:
         result = RunResult(cfg.seed, cfg.voters, cfg.observers, cfg.mode, self.profile.name,
                            steps_arg=None if cfg.steps == default_steps(cfg.mode) else cfg.steps,
                            profile_arg=cfg.profile, tolerate=cfg.tolerate,
-                           link_lost_odds=None if cfg.link_lost_odds == SimConfig.link_lost_odds else cfg.link_lost_odds)
+                           link_lost_odds=None if cfg.link_lost_odds == DEFAULT_LINK_LOST_ODDS else cfg.link_lost_odds)
         try:
             self._run()
         except Violation as v:

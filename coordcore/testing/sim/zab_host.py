@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from coordcore import zxid as zx
 from coordcore.testing.sim.checker import Violation
-from coordcore.testing.sim.disk import HostRuleError, SimDisk, encode_history
+from coordcore.testing.sim.disk import HostRuleError, SimDisk, decode_history, encode_history
 from coordcore.zab import messages as m
-from coordcore.zab.election import PeerState
+from coordcore.zab.election import Notification, PeerState
 from coordcore.zab.peer import (Append, InstallSnapshot, PeerDurable, QuorumPeer, SetAcceptedEpoch,
                                 SetCurrentEpoch, Truncate)
 
@@ -64,7 +64,7 @@ class ZabHost:
         self.syncs = {}
         # HOST RULE 5 at start: the replica is the newest snapshot, nothing replayed.
         self.applied = list(disk.snapshot_history)
-        sim.checker.reloaded(self.sid, 0)
+        sim.checker.reloaded(self.sid)
         self._check_replica()
         durable = PeerDurable(loaded.accepted_epoch, loaded.current_epoch, loaded.snapshot_zxid, tuple(loaded.txns))
         sim.log(f"START {self.sid} accepted={loaded.accepted_epoch} current={loaded.current_epoch} "
@@ -258,7 +258,7 @@ class ZabHost:
             elif isinstance(msg, m.Proposal):
                 for z, t in msg.txns:
                     checker.sent_proposal(self.sid, z, t, sim.disks, leader_epoch)
-            sim.send(self.sid, to, msg, isinstance(msg, _Notification))
+            sim.send(self.sid, to, msg, isinstance(msg, Notification))
         if site is not None and site[0] == "after-send":
             return self._crash_at(site)
         if appended is not None:
@@ -354,12 +354,12 @@ class ZabHost:
         disk = self.disk
         self.applied = list(disk.snapshot_history) + [t for t in disk.log if t[0] <= upto]
         self.sim.log(f"reset {self.sid} replica rebuilt up to {zx.fmt(self.applied[-1][0] if self.applied else 0)}")
-        self.sim.checker.reloaded(self.sid, 0)
+        self.sim.checker.reloaded(self.sid)
         self._check_replica()
 
     def _check_replica(self) -> None:
         if self.applied:
-            self.sim.checker._match_prefix(self.sid, self.applied)
+            self.sim.checker.match_prefix(self.sid, self.applied)
 
     def _observe_state(self) -> None:
         p = self.peer
@@ -420,8 +420,6 @@ class ZabHost:
 
 
 def _history_of(w) -> list[tuple[int, bytes]]:
-    from coordcore.testing.sim.disk import decode_history
-
     return decode_history(w.data)
 
 
@@ -432,5 +430,3 @@ def _write_text(w) -> str:
         return f"Truncate {zx.fmt(w.zxid)}"
     return f"{type(w).__name__} {w.epoch}"
 
-
-from coordcore.zab.election import Notification as _Notification  # noqa: E402
