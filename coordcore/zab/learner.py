@@ -210,6 +210,11 @@ class Learner(Role):
 
     # ================================================================ broadcast services
     def on_ping(self, msg: m.Ping, now_ms: int) -> None:
+        # The leader sends every proposal before a PING naming it, on a FIFO link; a voter past NEWLEADER
+        # that is behind the PING lost a PROPOSAL (a gap it could not see without further traffic).
+        if (self.is_voter and self.phase >= Phase.NEWLEADER
+                and msg.zxid > max(self.history.last_zxid, zx.make(self.epoch, 0))):
+            raise ProtocolError(f"PING for {zx.fmt(msg.zxid)} but our log ends at {zx.fmt(self.history.last_zxid)}")
         touches, self.touches = tuple(self.touches.items()), {}
         self.peer.send(self.leader_sid, m.Ping(msg.zxid, touches))
 

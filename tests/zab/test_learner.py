@@ -257,6 +257,14 @@ def test_a_peer_refuses_to_start_with_broken_epochs():
         make_peer(1, accepted=1, current=1, log=txns(2, 1, 1))
 
 
+def test_a_crash_between_the_durable_sync_history_and_current_epoch_still_starts():
+    """The history of epoch 2's leader is durable, SetCurrentEpoch(3) never happened: the peer starts
+    and advertises its old currentEpoch with the durable last zxid."""
+    p = make_peer(1, accepted=3, current=1, log=txns(1, 1, 2) + txns(2, 1, 4))
+    p.tick(0)
+    assert p.fle.vote.peer_epoch == 1 and p.fle.vote.zxid == Z(2, 4)
+
+
 def test_sync_commits_are_provisional_until_uptodate():
     """A leader dying before its NEWLEADER quorum committed nothing: the next leader may TRUNC that
     history, and the learner must accept the TRUNC (and must not have applied any of it)."""
