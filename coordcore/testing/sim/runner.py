@@ -76,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                "2 bad arguments.")
     add_arguments(p)
     args = p.parse_args(argv)
-    return run_cli(args, p)
+    try:
+        return run_cli(args, p)
+    except BrokenPipeError:
+        # stdout closed early (coordcore sim ... | head): stop quietly.
+        import os
+
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 def run_cli(args, parser: argparse.ArgumentParser) -> int:
