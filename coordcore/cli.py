@@ -1,4 +1,4 @@
-"""The ``coordcore`` command line: serve, status, bench, version.
+"""The ``coordcore`` command line: serve, status, bench, sim, version.
 
 Start-up speed matters (``coordcore serve`` must be serving within a fraction of a second), so this
 module imports only argparse and coordcore.config at load time; everything else (structlog, the
@@ -306,6 +306,12 @@ def cmd_version(args) -> int:
     return 0
 
 
+def run_sim(argv: list[str]) -> int:
+    from coordcore.testing.sim import runner
+
+    return runner.main(argv)
+
+
 def run_bench(argv: list[str]) -> int:
     try:
         from coordcore import bench
@@ -360,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", add_help=False, help="load-test a ZooKeeper-protocol server (coordcore bench --help)",
         description="Benchmark; see coordcore bench --help.")
 
+    sub.add_parser(
+        "sim", add_help=False,
+        help="deterministic simulation of an ensemble under faults, seeded and replayable (coordcore sim --help)",
+        description="Simulator; see coordcore sim --help.")
+
     v = sub.add_parser("version", help="print coordcore's version",
                        description="Print coordcore's version and the ZooKeeper protocol level it speaks.")
     v.set_defaults(func=cmd_version)
@@ -371,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     # bench owns its own argument parsing (and --help): hand it everything after the word.
     if argv and argv[0] == "bench":
         return run_bench(argv[1:])
+    # sim, too, parses its own flags (coordcore.testing.sim.runner), so its imports stay off start-up.
+    if argv and argv[0] == "sim":
+        return run_sim(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

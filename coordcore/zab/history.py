@@ -20,11 +20,10 @@ Rules enforced here (each a ValueError, which the roles turn into a fatal protoc
 
 This module does no I/O and knows nothing about roles or messages.
 """
-from __future__ import annotations
 
 import bisect
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 
 Txn = tuple[int, bytes]
 

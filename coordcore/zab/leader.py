@@ -29,12 +29,11 @@ counter would reach 0xffffffff (ZOOKEEPER-1277).
 Bad input from one learner (ProtocolError) drops that learner only; it never ends the leadership.
 This module does no I/O; it writes through the peer's Ready.
 """
-from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.ready import Append, SetAcceptedEpoch, SetCurrentEpoch
@@ -374,6 +373,7 @@ class Leader(Role):
     def tick(self, now_ms: int) -> None:
         if self.phase != Phase.BROADCAST and now_ms >= self.deadline_ms:
             raise RoleFailed(f"leader: {self.phase.name} not done within initLimit")
+        self._drop_stuck_handshakes(now_ms)
         if now_ms >= self.next_ping_ms:
             self.next_ping_ms = now_ms + self.half_tick_ms
             ping = m.Ping(self.last_proposed or self.history.last_zxid)
@@ -387,6 +387,14 @@ class Leader(Role):
                      if h.is_voter and h.stage >= Stage.SYNCED and h.deadline_ms > now_ms}
             if not self.peer.quorum.is_quorum(alive | {self.peer.sid}):
                 raise RoleFailed("leader: lost the quorum for syncLimit")
+
+    def _drop_stuck_handshakes(self, now_ms: int) -> None:
+        # Java's LearnerHandler reads the handshake with an initLimit socket timeout: a learner that
+        # has not ACKed NEWLEADER by its first deadline (initLimit + syncLimit ticks after it
+        # connected) is dropped, so it stops getting PINGs, times out and reconnects.
+        for h in list(self.handles.values()):
+            if h.stage < Stage.SYNCED and now_ms >= h.deadline_ms:
+                self._drop(h.sid)
 
     def _check_sync_limit(self, now_ms: int) -> None:
         if not self.proposed_at:

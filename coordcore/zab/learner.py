@@ -8,7 +8,8 @@ Handshake (reference sections 5-6.2), in this strict order:
 3. exactly one sync head: DIFF(p) keeps our log (p must be our last zxid); TRUNC(z) -> Truncate(z) + reset;
    SNAP(z, data) -> InstallSnapshot + reset (the replica is rebuilt from it);
 4. Proposal / Commit frames: every txn must directly follow the previous one (ZOOKEEPER-4925) and is
-   logged (Append); nothing is ACKed and nothing is applied yet (ZOOKEEPER-2355);
+   logged (Append); nothing is ACKed and nothing is applied yet (ZOOKEEPER-2355); commits are only
+   provisional until UPTODATE (a leader that dies before its NEWLEADER quorum had committed nothing);
 5. NEWLEADER(e', 0): wait until persisted() covers everything received, THEN SetCurrentEpoch(e'), THEN
    ACK(e', 0) (ZOOKEEPER-3911, -4646, -4643, -4785: the epoch and the ACK must never precede the durable
    history);
@@ -25,11 +26,10 @@ every packet from it extends the deadline.  PINGs are answered with the sessions
 answer.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
 Packets from any sid but our leader are ignored (a deposed leader may still be talking).
 """
-from __future__ import annotations
 
 import enum
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.ready import Append, InstallSnapshot, SetAcceptedEpoch, SetCurrentEpoch, Truncate
@@ -55,6 +55,7 @@ class Learner(Role):
         self.epoch: int | None = None
         self.acked_zxid = 0
         self.sync_end_zxid = 0
+        self.sync_commit_zxid = 0  # COMMITs seen before UPTODATE, applied to the history on UPTODATE
         self.touches: dict[int, int] = {}
         self.pending_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
         self.serving = False
@@ -141,7 +142,7 @@ class Learner(Role):
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="INFORM")
         self._log(msg.txns)
         if msg.txns:
-            self.history.commit(msg.txns[-1][0])
+            self._commit(msg.txns[-1][0])
 
     def _log(self, txns) -> None:
         for zxid, txn in txns:
@@ -153,11 +154,20 @@ class Learner(Role):
 
     def on_commit(self, msg: m.Commit, now_ms: int) -> None:
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="COMMIT")
-        if msg.zxid <= self.history.committed_zxid:
+        if msg.zxid <= max(self.history.committed_zxid, self.sync_commit_zxid):
             return  # already known committed (a sync-history commit of what we had)
         if not self.history.contains(msg.zxid):
             raise ProtocolError(f"COMMIT of {zx.fmt(msg.zxid)} matches no pending proposal")
-        self.history.commit(msg.zxid)
+        self._commit(msg.zxid)
+
+    def _commit(self, zxid: int) -> None:
+        # Before UPTODATE a COMMIT is only provisional: a leader in its SYNC phase commits its whole
+        # history, which becomes committed only with its NEWLEADER quorum.  If it dies first, the next
+        # leader may rightly TRUNC that history, so it must not be recorded as committed yet.
+        if self.phase < Phase.BROADCAST:
+            self.sync_commit_zxid = max(self.sync_commit_zxid, zxid)
+        else:
+            self.history.commit(zxid)
 
     def on_new_leader(self, msg: m.NewLeader, now_ms: int) -> None:
         self._expect(Phase.SYNC, what="NEWLEADER")
@@ -181,6 +191,8 @@ class Learner(Role):
     def on_uptodate(self, msg: m.UpToDate, now_ms: int) -> None:
         self._expect(Phase.WAIT_UPTODATE, what="UPTODATE")
         self.phase = Phase.BROADCAST
+        if self.sync_commit_zxid > self.history.committed_zxid:
+            self.history.commit(self.sync_commit_zxid)  # the NEWLEADER quorum made it all committed
         self.serving = True
         self.peer.became_serving(self.epoch)
 
@@ -198,6 +210,11 @@ class Learner(Role):
 
     # ================================================================ broadcast services
     def on_ping(self, msg: m.Ping, now_ms: int) -> None:
+        # The leader sends every proposal before a PING naming it, on a FIFO link; a voter past NEWLEADER
+        # that is behind the PING lost a PROPOSAL (a gap it could not see without further traffic).
+        if (self.is_voter and self.phase >= Phase.NEWLEADER
+                and msg.zxid > max(self.history.last_zxid, zx.make(self.epoch, 0))):
+            raise ProtocolError(f"PING for {zx.fmt(msg.zxid)} but our log ends at {zx.fmt(self.history.last_zxid)}")
         touches, self.touches = tuple(self.touches.items()), {}
         self.peer.send(self.leader_sid, m.Ping(msg.zxid, touches))
 

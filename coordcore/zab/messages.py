@@ -15,7 +15,6 @@ truncated or over-long body, or a field out of range; it never returns a half-bu
 
 This module does not check protocol *order* (that is the roles' job) and does no I/O.
 """
-from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any

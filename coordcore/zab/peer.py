@@ -21,11 +21,10 @@ whose election finished first sends it only once per connection (Java's learner 
 
 This module does no I/O and reads no clock; `now_ms` arrives with every input.
 """
-from __future__ import annotations
 
 from collections.abc import Callable
 
-from coordcore import zxid as zx
+import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
 from coordcore.zab import messages as m
 from coordcore.zab.election import FastLeaderElection, Notification, PeerState, Vote
@@ -64,10 +63,14 @@ class QuorumPeer:
         self.accepted_epoch = durable.accepted_epoch
         self.current_epoch = durable.current_epoch
         last_epoch = zx.epoch(self.history.last_zxid)
-        if not self.accepted_epoch >= self.current_epoch >= last_epoch:
-            # I6; ZooKeeper refuses to start here too (ZOOKEEPER-1653/-2354 describe the repair path).
-            raise ValueError(f"epoch invariant broken: acceptedEpoch {self.accepted_epoch} >= currentEpoch "
-                             f"{self.current_epoch} >= epoch(last zxid) {last_epoch} does not hold")
+        if not (self.accepted_epoch >= self.current_epoch and self.accepted_epoch >= last_epoch):
+            raise ValueError(f"epoch invariant broken: acceptedEpoch {self.accepted_epoch} must be >= "
+                             f"currentEpoch {self.current_epoch} and >= epoch(last zxid) {last_epoch}")
+        # currentEpoch < epoch(last zxid) <= acceptedEpoch is the one tolerated break of I6: a crash after
+        # a sync history was made durable but before SetCurrentEpoch (6.2 step 3 puts the epoch write
+        # last on purpose; ZooKeeper refuses to start here, ZOOKEEPER-1653/-2354).  Those txns came from
+        # a leader whose NEWLEADER we never ACKed, so we keep advertising the older currentEpoch: the
+        # vote ranks lower and the next leader commits or truncates that tail like any other (I4).
         self.fle = FastLeaderElection(sid, quorum, finalize_wait_ms=finalize_wait_ms)
         self.state = PeerState.LOOKING
         self.leader_sid: int | None = None

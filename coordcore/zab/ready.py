@@ -20,7 +20,6 @@ the host obeys these HOST RULES (the ordering obligations that make ZAB durable)
 
 This module does not decide anything; it only names the values.
 """
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 

@@ -6,7 +6,6 @@ RoleFailed; the peer then goes LOOKING with Ready.reset (R3).
 
 This module holds no protocol logic.
 """
-from __future__ import annotations
 
 
 class RoleFailed(Exception):

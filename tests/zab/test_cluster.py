@@ -248,3 +248,38 @@ def test_slow_follower_disks_hold_commits_and_a_crash_loses_only_unacked_txns():
     check_agreement(c)
     check_all_committed_everywhere(c, sorted(c.hosts))
     assert all(z in c.applied_ever for z in zs)
+
+
+@pytest.mark.parametrize("crash_point", ["history logged, not durable", "after the NEWLEADER ACK"])
+def test_follower_crash_during_sync_loses_nothing(crash_point):
+    """S4: crash a syncing follower at a step of 6.2, restart it: no committed txn is lost."""
+    c = Cluster([1, 2, 3, 4, 5])
+    c.run_until(c.all_serving, 5_000)
+    lead = c.leader()
+    f = min(s for s in c.hosts if s != lead)
+    propose_many(c, 10, "before")
+    c.crash(f)
+    c.crash(lead)               # f misses an epoch change
+    c.run_until(c.all_serving, 20_000)
+    c.restart(lead)
+    lead = c.leader()
+    propose_many(c, 10, "while-down")
+    c.slow.add(f)
+    c.restart(f)
+    c.run_until(lambda: c.peers[f].role is not None and c.peers[f].role.phase >= 3, 10_000)
+    assert not c.peers[f].serving and c.hosts[f].buffer  # the sync history is only buffered
+    epoch_before = c.hosts[f].current_epoch
+    if crash_point == "after the NEWLEADER ACK":
+        c.persist(f)
+        assert c.hosts[f].current_epoch == c.peers[lead].epoch   # durable before the ACK went out
+    else:
+        assert epoch_before < c.peers[lead].epoch
+        assert c.hosts[f].current_epoch == epoch_before          # never before the history is durable
+    c.crash(f)
+    c.slow.clear()
+    c.restart(f)
+    c.run_until(lambda: c.all_serving(sorted(c.hosts)), 20_000)
+    c.settle(200)
+    check_agreement(c)
+    check_all_committed_everywhere(c, sorted(c.hosts))
+    assert len(c.applied_ever) == 20

@@ -306,3 +306,30 @@ def test_a_voter_that_does_not_ack_within_sync_limit_is_dropped():
     p.propose(b"y")
     assert {to for to, x in zab(p.ready())} == {1}     # 2 was dropped; leader + 1 is still a quorum
     assert p.state == PeerState.LEADING
+
+
+def test_a_learner_stuck_in_the_handshake_is_dropped():
+    """A lost NEWLEADER ACK must not leave a learner half-joined forever (it would keep getting PINGs)."""
+    p = broadcasting(followers=(1,))
+    p.receive(2, m.FollowerInfo(2, 2), 0)
+    p.receive(2, m.AckEpoch(Z(2, 3), 2), 0)    # ... its NEWLEADER ACK never arrives
+    first_deadline = (INIT_LIMIT + SYNC_LIMIT) * TICK_MS
+    for t in range(TICK_MS // 2, first_deadline + TICK_MS, TICK_MS // 2):
+        p.receive(1, m.Ping(0), t)
+        p.tick(t)
+    p.ready()
+    p.tick(first_deadline + TICK_MS)
+    assert {to for to, x in zab(p.ready()) if isinstance(x, m.Ping)} == {1}
+
+
+def test_a_single_voter_ensemble_leads_alone():
+    """Standalone is a quorum of one: it establishes its epoch and commits on its own durable ACK."""
+    from zab_driver import Cluster
+    c = Cluster([1], auto_persist=False)
+    c.run_until(c.all_serving, 5_000)
+    p = c.peers[1]
+    assert p.state == PeerState.LEADING and p.epoch == 1
+    z = p.propose(b"solo")
+    assert p.ready().applies == []
+    p.persisted(z)
+    assert p.ready().applies == [(z, b"solo")]

@@ -255,3 +255,31 @@ def test_a_peer_refuses_to_start_with_broken_epochs():
         make_peer(1, accepted=1, current=2)
     with pytest.raises(ValueError):
         make_peer(1, accepted=1, current=1, log=txns(2, 1, 1))
+
+
+def test_a_crash_between_the_durable_sync_history_and_current_epoch_still_starts():
+    """The history of epoch 2's leader is durable, SetCurrentEpoch(3) never happened: the peer starts
+    and advertises its old currentEpoch with the durable last zxid."""
+    p = make_peer(1, accepted=3, current=1, log=txns(1, 1, 2) + txns(2, 1, 4))
+    p.tick(0)
+    assert p.fle.vote.peer_epoch == 1 and p.fle.vote.zxid == Z(2, 4)
+
+
+def test_sync_commits_are_provisional_until_uptodate():
+    """A leader dying before its NEWLEADER quorum committed nothing: the next leader may TRUNC that
+    history, and the learner must accept the TRUNC (and must not have applied any of it)."""
+    p, _ = learner(log=HISTORY, current=2)
+    p.receive(3, m.LeaderInfo(3), 0)
+    p.receive(3, m.Diff(Z(2, 3)), 0)
+    p.receive(3, m.Proposal(((Z(2, 4), b"tail of the dying leader"),)), 0)
+    p.receive(3, m.Commit(Z(2, 4)), 0)
+    p.receive(3, m.NewLeader(E), 0)
+    p.persisted(Z(2, 4))
+    p.ready()
+    p.link_lost(3, 5)                 # leader 3 dies before its NEWLEADER quorum
+    assert p.state == PeerState.LOOKING and p.ready().applies == []
+    enter(p, PeerState.FOLLOWING, 2)
+    p.receive(2, m.LeaderInfo(4), 0)
+    p.receive(2, m.Trunc(Z(2, 3)), 0)  # leader 2 never had 2.4
+    r = p.ready()
+    assert p.state == PeerState.FOLLOWING and Truncate(Z(2, 3)) in r.writes

@@ -134,7 +134,8 @@ class Cluster:
         self.hosts = {sid: Host() for sid in sorted(self.quorum.members)}
         self.peers: dict[int, QuorumPeer] = {}
         self.down: set[int] = set()
-        self.cut: set[frozenset[int]] = set()   # links that drop everything
+        self.cut: set[frozenset[int]] = set()   # broken links: messages are lost, both ends told
+        self.silent_loss = False                # True: a cut link drops messages without link_lost
         self.net: deque = deque()
         self.trace: list[str] = []     # filled while `tracing`: one line per ZAB event (fmt_event)
         self.tracing = False
@@ -196,7 +197,14 @@ class Cluster:
     def deliver_one(self) -> bool:
         while self.net:
             frm, to, msg = self.net.popleft()
-            if to in self.down or frm in self.down or frozenset((frm, to)) in self.cut:
+            if to in self.down or frm in self.down:
+                continue
+            if frozenset((frm, to)) in self.cut:
+                if not self.silent_loss:  # TCP: loss only when the connection breaks, and both ends see it
+                    for a, b in ((frm, to), (to, frm)):
+                        if a not in self.down:
+                            self.peers[a].link_lost(b, self.now)
+                            self.drain(a)
                 continue
             assert m.decode(m.encode(msg)) == msg
             if self.tracing and not isinstance(msg, Notification):
