@@ -12,6 +12,10 @@ ZooKeeper's ``QuorumPeer.loadDataBase`` does:
   written when the server died (``currentEpoch.tmp``) fixes that, it is used
   (ZOOKEEPER-1653/-2354).  Unlike ZooKeeper we use the temp value only if it
   really satisfies I6, and only if it is complete (see below);
+* otherwise a currentEpoch older than the last zxid's epoch is accepted only when
+  that epoch is one this server accepted (``currentEpoch < epoch(last) <=
+  acceptedEpoch``): the window ZAB's sync order leaves between making a new
+  leader's history durable and writing currentEpoch (see resolve());
 * anything else that breaks I6 raises StorageError naming the values.
 
 Files (in DiskStorage's snapshot directory, named as ZooKeeper names them):
@@ -78,6 +82,16 @@ def resolve(accepted: int | None, current: int | None, last_zxid: int,
             notes.append(f"{CURRENT_NAME} {current} is older than the last zxid {last_zxid:#x}; "
                          f"used {current_tmp} from {CURRENT_NAME}{TMP_SUFFIX} (a write cut short by a crash)")
             current, write_current = current_tmp, True
+        elif accepted is not None and e <= accepted:
+            # ZAB's own order leaves this window: a learner makes its sync history durable -- txns of the
+            # new epoch among them -- and only then writes currentEpoch (reference 6.2 step 3; writing it
+            # first loses committed txns, ZOOKEEPER-4785).  The txns came from the leader of an epoch this
+            # server accepted, whose NEWLEADER it never ACKed: it keeps advertising the older
+            # currentEpoch, so its vote ranks lower, and the next leader commits or truncates that tail
+            # like any other (I4).  ZooKeeper refuses to start here (ZOOKEEPER-1653/-2354); we start.
+            notes.append(f"{CURRENT_NAME} {current} is older than epoch {e} of the last zxid {last_zxid:#x}, "
+                         f"an epoch this server accepted ({ACCEPTED_NAME} {accepted}): a crash between a "
+                         f"sync's history and its currentEpoch write; the older epoch stays")
         else:
             tmp = ("" if current_tmp is None
                    else f" ({CURRENT_NAME}{TMP_SUFFIX} holds {current_tmp}, which does not fix it)")

@@ -14,13 +14,6 @@ def replay(**cfg):
     assert result.ok, f"{result.violation}\n  replay: {result.replay_command()}"
 
 
-@pytest.mark.xfail(strict=True, reason="I6-SYNC: a learner joining a leader that already broadcasts makes "
-                   "txns of the new epoch durable before it writes currentEpoch; a crash there leaves "
-                   "currentEpoch < epoch(last zxid) and the server cannot restart (ZOOKEEPER-1653)")
-def test_new_epoch_txns_are_not_durable_before_current_epoch():
-    replay(seed=0, voters=3, observers=1)
-
-
 @pytest.mark.xfail(strict=True, reason="LIVE: an INFORM lost without link_lost (the step API makes link_lost "
                    "optional) leaves an observer one txn behind forever; PINGs keep the link alive")
 def test_an_observer_catches_up_after_a_silently_lost_inform():

@@ -316,17 +316,34 @@ def test_load_refuses_accepted_epoch_below_current_epoch(backend):
         s.append(1, b"a refused load leaves the storage unusable")
 
 
-def test_load_refuses_current_epoch_older_than_the_last_zxid(backend):
+def test_load_refuses_a_last_zxid_of_an_epoch_never_accepted(backend):
+    s = backend.open()
+    s.load()
+    s.append(z(3, 7), b"x")
+    s.close()
+    backend.force_epochs(accepted=2, current=2)
+    s = backend.open()
+    with pytest.raises(StorageError, match=r"currentEpoch 2 is older than epoch 3 of the last logged zxid 0x300000007"):
+        s.load()
+    with pytest.raises(StorageError, match="load"):
+        s.set_current_epoch(3)
+
+
+def test_load_keeps_an_older_current_epoch_in_the_sync_window(backend):
+    """currentEpoch < epoch(last zxid) <= acceptedEpoch: a learner died after making a new leader's sync
+    history durable and before writing currentEpoch -- ZAB's own order (history first, ZOOKEEPER-4785).
+    The server starts, still advertising the older epoch; adopting the new one is the NEWLEADER's job."""
     s = backend.open()
     s.load()
     s.append(z(3, 7), b"x")
     s.close()
     backend.force_epochs(accepted=3, current=2)
     s = backend.open()
-    with pytest.raises(StorageError, match=r"currentEpoch 2 is older than epoch 3 of the last logged zxid 0x300000007"):
-        s.load()
-    with pytest.raises(StorageError, match="load"):
-        s.set_current_epoch(3)
+    state = s.load()
+    assert (state.accepted_epoch, state.current_epoch, state.last_zxid) == (3, 2, z(3, 7))
+    s.set_current_epoch(3)  # the next NEWLEADER completes it
+    s.close()
+    assert backend.open().load().current_epoch == 3
 
 
 def test_load_refuses_a_missing_accepted_epoch_below_current_epoch(backend):
