@@ -11,6 +11,8 @@ Inputs::
     replica.read(op, request, conn)                 a read, answered at once from the applied tree
     replica.read_after_writes(conn, p)              a read behind the connection's writes in flight: it
                                                     is answered (REPLY) right after the last of them applies
+    replica.sync(conn, p)                           a client's sync: answered once this server applied all
+                                                    the leader had decided before it
     replica.touch(session_id, now_ms)               any packet on a session keeps it alive
     replica.connection_closed(conn)                 the host lost a connection: drop its watches and bindings
     replica.tick(now_ms)                            session expiry (once a tick), container/TTL reaping (its interval)
@@ -126,6 +128,8 @@ class Replica:
             self.consensus = peer
             peer.snapshot_provider = self.snapshot_of_applied
         self._serving = self.consensus.serving
+        if peer is not None:
+            self._role_changed(now_ms)  # (a peer starts LOOKING; this only matters to a test's fake)
 
     def _build_node(self, state: DurableState, upto_zxid: int | None, now_ms: int) -> None:
         if upto_zxid is not None:
@@ -140,6 +144,9 @@ class Replica:
         self._forwarded: dict[tuple, tuple] = {}     # learner: (session id, cxid) -> (conn, token)
         self._revalidating: dict[int, tuple] = {}    # learner: session id -> (conn, timeout ms, passwd)
         self._queues: dict[object, deque] = {}       # connection -> its writes in flight and the reads behind them
+        self._syncs: dict[int, tuple] = {}           # ensemble: sync token -> (conn, p)
+        self._parked: dict[object, deque] = {}       # ensemble: conn with a sync in flight -> what it sent after
+        self._next_sync = 0
 
     def _lead(self, now_ms: int) -> None:
         """Become the one that decides txns: the applied tree is the whole committed history now."""
@@ -168,6 +175,8 @@ class Replica:
             self._apply(c.applies)
         if c.requests or c.touches or c.revalidations or c.revalidated:
             self._peer_services(c)
+        if c.synced:
+            self._synced(c.synced)
         writes, messages = c.writes, c.messages
         if c.state_changed or c.reset:
             self._role_changed(self._now)
@@ -238,6 +247,8 @@ class Replica:
         self._revalidating.clear()
         self._queues.clear()
         self._inflight.clear()
+        self._syncs.clear()
+        self._parked.clear()
 
     # ------------------------------------------------------------------ inputs: clients
     def connect(self, conn, req: P.ConnectRequest, passwd: bytes, now_ms: int):
@@ -280,6 +291,9 @@ class Replica:
     def submit(self, conn, p, now_ms: int) -> None:
         """A client write: decided by the leader (answered once durable and applied, in order)."""
         self._now = now_ms
+        if self._parked and conn in self._parked:
+            self._parked[conn].append((self.submit, p))
+            return
         op = p.op
         if self.proposer is not None:
             txn = self.proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
@@ -299,11 +313,59 @@ class Replica:
     def read_after_writes(self, conn, p):
         """A read sent behind writes of the same connection still in flight: answered (REPLY) once the
         last of them is applied.  Returns the answer at once if none is in flight."""
+        if self._parked and conn in self._parked:
+            self._parked[conn].append((self._read_parked, p))
+            return None
         q = self._queues.get(conn)
         if q is None:
             return self.node.read(p.op, p.req, conn)
         q.append(p)
         return None
+
+    def sync(self, conn, p):
+        """A client's sync: answered once this server has applied everything the leader decided before it
+        (ZooKeeper's guarantee; like ZooKeeper's it is not a quorum round, ZOOKEEPER-1675).  Standalone
+        that is everything this server decided, so it is a read behind the connection's writes.  In an
+        ensemble, what the connection sends after it waits until it is answered, so a later write of the
+        same session can never be applied before the sync's answer is settled.  Returns the answer at once,
+        or None (then REPLY follows)."""
+        if isinstance(self.consensus, Solo):
+            return self.read_after_writes(conn, p)
+        if self._parked and conn in self._parked:
+            self._parked[conn].append((self.sync, p))
+            return None
+        self._next_sync += 1
+        token = self._next_sync
+        self._syncs[token] = (conn, p)
+        self._parked[conn] = deque()
+        self.consensus.sync(token)
+        return None
+
+    def _read_parked(self, conn, p, now_ms=None) -> None:
+        reply = self.read_after_writes(conn, p)
+        if reply is not None:
+            self._ready.deliver.append((REPLY, conn, p, reply))
+
+    def _synced(self, tokens) -> None:
+        """Syncs the consensus core has settled: answer them, then let their connections go on."""
+        for token in tokens:
+            entry = self._syncs.pop(token, None)
+            if entry is None:
+                continue  # its connection was closed
+            conn, p = entry
+            self._ready.deliver.append((REPLY, conn, p, self.node.read(p.op, p.req, conn)))
+            parked = self._parked.pop(conn, None)
+            while parked:
+                step, q = parked.popleft()
+                if step == self.sync:
+                    r = self.sync(conn, q)
+                    if r is not None:
+                        self._ready.deliver.append((REPLY, conn, q, r))
+                    if conn in self._parked:  # parked again behind this one: hand it the rest
+                        self._parked[conn].extend(parked)
+                        break
+                else:
+                    step(conn, q, self._now)
 
     def touch(self, session_id: int, now_ms: int) -> None:
         sessions = self.node.sessions
@@ -319,6 +381,9 @@ class Replica:
         if sid is not None:
             self._new_sessions.pop(sid, None)
         self._queues.pop(conn, None)
+        if self._parked.pop(conn, None) is not None:
+            for token in [t for t, (c, _) in self._syncs.items() if c is conn]:
+                del self._syncs[token]
         sid = conn.session_id
         if sid and self.session_conns.get(sid) is conn:
             del self.session_conns[sid]

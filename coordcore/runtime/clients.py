@@ -268,6 +268,13 @@ class ClientConnection(asyncio.Protocol):
             p = Pending(xid, op, req, True, now_ns)
             self.pending.append(p)
             server.submit_request(self, p)
+        elif op == P.SYNC:
+            p = Pending(xid, op, req, False, now_ns)
+            self.pending.append(p)
+            reply = self.replica.sync(self, p)
+            if reply is not None:
+                p.reply = reply
+                self.drain()
         elif self.pending:
             p = Pending(xid, op, req, False, now_ns)
             self.pending.append(p)
