@@ -381,11 +381,13 @@ class Leader(Role):
         self._drop_stuck_handshakes(now_ms)
         if now_ms >= self.next_ping_ms:
             self.next_ping_ms = now_ms + self.half_tick_ms
-            committed = self.history.committed_zxid if self.phase == Phase.BROADCAST else 0
-            ping = m.Ping(self.last_proposed or self.history.last_zxid, (), committed)
+            # Only a learner that was sent UPTODATE gets the committed zxid: it can then tell a lost
+            # UPTODATE, INFORM or COMMIT from one still on its way (the link is FIFO).
+            zxid = self.last_proposed or self.history.last_zxid
+            plain, full = m.Ping(zxid), m.Ping(zxid, (), self.history.committed_zxid)
             for h in self.handles.values():
                 if h.stage >= Stage.EPOCH_SENT:
-                    self._send(h.sid, ping)
+                    self._send(h.sid, full if h.stage == Stage.UPTODATE else plain)
         if self.phase == Phase.BROADCAST and now_ms >= self.next_check_ms:
             self.next_check_ms = now_ms + self.peer.tick_ms
             self._check_sync_limit(now_ms)

@@ -119,8 +119,8 @@ class Inform:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Leader -> learner every tick/2 with the leader's last proposed zxid and (in BROADCAST) its last
-    committed zxid; the learner's reply echoes the zxid and carries the sessions touched since its last
+    """Leader -> learner every tick/2 with the leader's last proposed zxid and, once it sent that learner
+    UPTODATE, its last committed zxid (0 before); the learner's reply echoes the zxid and carries the sessions touched since its last
     reply: ((session_id, timeout_ms), ...).  On a FIFO link every PROPOSAL/INFORM/COMMIT the PING names
     came before it, so a learner behind it lost a packet without seeing the link break."""
     zxid: int

@@ -301,3 +301,11 @@ def test_a_learner_behind_a_ping_lost_a_packet_and_resyncs(sid, ping):
     p = serving(sid)
     p.receive(3, ping, 0)
     assert p.state == PeerState.LOOKING and p.ready().reset
+
+
+def test_a_lost_uptodate_is_noticed_on_the_next_full_ping():
+    p = synced()
+    p.receive(3, m.Ping(E), 0)              # a plain PING: the leader has not sent UPTODATE yet
+    assert p.state == PeerState.FOLLOWING
+    p.receive(3, m.Ping(E, (), Z(2, 3)), 0)  # a full one: UPTODATE came before it, so it was lost
+    assert p.state == PeerState.LOOKING
