@@ -385,12 +385,17 @@ class Script:
         """Messages src->dst that `what` matches are held back (not lost) until release()."""
         self.holds.append((src, dst, _matcher(what)))
 
-    def release(self) -> None:
-        """Stop holding; send what was held now, behind anything already in flight (a reordering)."""
-        held, self.held_msgs, self.holds = self.held_msgs, [], []
-        for src, dst, msg in held:
-            if self.host(src).up:
-                Simulation.send(self.sim, src, dst, msg, is_election(msg))
+    def release(self, src: int | None = None) -> None:
+        """Stop holding (messages from `src`, or all); send what was held now, behind anything already
+        in flight on its link (a reordering)."""
+        def mine(s_: int | None) -> bool:
+            return src is None or s_ == src
+        held = [x for x in self.held_msgs if mine(x[0])]
+        self.held_msgs = [x for x in self.held_msgs if not mine(x[0])]
+        self.holds = [h for h in self.holds if not mine(h[0])]
+        for s_, dst, msg in held:
+            if self.host(s_).up:
+                Simulation.send(self.sim, s_, dst, msg, is_election(msg))
 
     def drop_held(self) -> int:
         """Stop holding and lose what was held, with no link_lost: a packet that silently never came
