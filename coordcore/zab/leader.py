@@ -137,6 +137,11 @@ class Leader(Role):
     def _on_info(self, sid: int, msg, is_voter: bool, now_ms: int) -> None:
         if msg.sid != sid or msg.protocol_version != m.PROTOCOL_VERSION or msg.accepted_epoch < 0:
             raise ProtocolError(f"bad learner info from {sid}: {msg}")
+        if self.epoch is not None and msg.accepted_epoch > self.epoch:
+            # It promised a higher epoch (an attempt that failed) and can never ACK ours, so it would
+            # follow us, fail and come back forever (ZooKeeper's learner does).  Step down: the next
+            # round's e' is above every acceptedEpoch of its quorum, so this ends after a few rounds.
+            raise RoleFailed(f"learner {sid} promised epoch {msg.accepted_epoch} > our {self.epoch}")
         self._drop(sid)  # a reconnect starts the handshake over
         first_deadline = now_ms + (self.peer.init_limit + self.peer.sync_limit) * self.peer.tick_ms
         h = self.handles[sid] = LearnerHandle(sid, is_voter, msg.accepted_epoch, first_deadline)
@@ -376,10 +381,13 @@ class Leader(Role):
         self._drop_stuck_handshakes(now_ms)
         if now_ms >= self.next_ping_ms:
             self.next_ping_ms = now_ms + self.half_tick_ms
-            ping = m.Ping(self.last_proposed or self.history.last_zxid)
+            # Only a learner that was sent UPTODATE gets the committed zxid: it can then tell a lost
+            # UPTODATE, INFORM or COMMIT from one still on its way (the link is FIFO).
+            zxid = self.last_proposed or self.history.last_zxid
+            plain, full = m.Ping(zxid), m.Ping(zxid, (), self.history.committed_zxid)
             for h in self.handles.values():
                 if h.stage >= Stage.EPOCH_SENT:
-                    self._send(h.sid, ping)
+                    self._send(h.sid, full if h.stage == Stage.UPTODATE else plain)
         if self.phase == Phase.BROADCAST and now_ms >= self.next_check_ms:
             self.next_check_ms = now_ms + self.peer.tick_ms
             self._check_sync_limit(now_ms)

@@ -215,6 +215,13 @@ class Learner(Role):
         if (self.is_voter and self.phase >= Phase.NEWLEADER
                 and msg.zxid > max(self.history.last_zxid, zx.make(self.epoch, 0))):
             raise ProtocolError(f"PING for {zx.fmt(msg.zxid)} but our log ends at {zx.fmt(self.history.last_zxid)}")
+        if msg.committed_zxid and self.phase != Phase.BROADCAST:
+            raise ProtocolError("PING of a broadcasting leader before our UPTODATE: UPTODATE was lost")
+        if self.phase == Phase.BROADCAST and msg.committed_zxid > self.history.committed_zxid:
+            # A COMMIT or INFORM was lost silently: an INFORM gap is fatal; a lost COMMIT is repaired.
+            if not self.history.contains(msg.committed_zxid):
+                raise ProtocolError(f"PING says {zx.fmt(msg.committed_zxid)} committed; we lack it")
+            self.history.commit(msg.committed_zxid)
         touches, self.touches = tuple(self.touches.items()), {}
         self.peer.send(self.leader_sid, m.Ping(msg.zxid, touches))
 

@@ -119,10 +119,13 @@ class Inform:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Leader -> learner every tick/2 with the leader's last proposed zxid; the learner's reply echoes
-    the zxid and carries the sessions touched since its last reply: ((session_id, timeout_ms), ...)."""
+    """Leader -> learner every tick/2 with the leader's last proposed zxid and, once it sent that learner
+    UPTODATE, its last committed zxid (0 before); the learner's reply echoes the zxid and carries the sessions touched since its last
+    reply: ((session_id, timeout_ms), ...).  On a FIFO link every PROPOSAL/INFORM/COMMIT the PING names
+    came before it, so a learner behind it lost a packet without seeing the link break."""
     zxid: int
     touches: tuple[tuple[int, int], ...] = ()
+    committed_zxid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,7 @@ _LAYOUT: dict[type, tuple[int, str]] = {
     Ack: (3, "l"),
     Commit: (4, "l"),
     Inform: (8, "t"),
-    Ping: (5, "ls"),
+    Ping: (5, "lsl"),
     Request: (20, "y"),
     Revalidate: (6, "li"),
     RevalidateReply: (7, "lb"),

@@ -55,7 +55,7 @@ def test_no_leaderinfo_before_a_quorum_then_epoch_is_persisted_before_it_is_sent
     r = p.ready()
     assert r.writes == [SetAcceptedEpoch(8)]        # e' = max(7, 4, own 2) + 1, durable before sending
     assert zab(r) == [(1, m.LeaderInfo(8)), (2, m.LeaderInfo(8))]
-    p.receive(4, m.FollowerInfo(4, 9), 0)           # late learners get the same e'
+    p.receive(4, m.FollowerInfo(4, 5), 0)           # late learners get the same e'
     assert zab(p.ready()) == [(4, m.LeaderInfo(8))]
 
 
@@ -252,7 +252,7 @@ def test_leader_abdicates_when_its_learners_fall_silent():
 def test_pings_every_half_tick_and_touches_come_back():
     p = broadcasting()
     p.tick(TICK_MS // 2)
-    assert (1, m.Ping(Z(3, 0))) in zab(p.ready())
+    assert (1, m.Ping(Z(3, 0), (), Z(2, 3))) in zab(p.ready())
     p.receive(1, m.Ping(Z(3, 0), ((77, 4000),)), TICK_MS // 2)
     assert p.ready().touches == [(77, 4000)]
 
@@ -333,3 +333,23 @@ def test_a_single_voter_ensemble_leads_alone():
     assert p.ready().applies == []
     p.persisted(z)
     assert p.ready().applies == [(z, b"solo")]
+
+
+def test_a_voter_that_promised_a_higher_epoch_makes_the_leader_step_down():
+    """It can never ACK our epoch (its promise forbids it), so it would loop forever; stepping down lets
+    the next round pick an epoch above its promise."""
+    p = broadcasting(followers=(1,))
+    p.receive(2, m.FollowerInfo(2, 3), 0)      # == e': an ordinary reconnect, it acks with -1
+    assert p.state == PeerState.LEADING
+    p.receive(2, m.FollowerInfo(2, 4), 0)      # > e' = 3
+    assert p.state == PeerState.LOOKING and p.ready().reset
+
+
+def test_pings_carry_the_committed_zxid_in_broadcast():
+    p = broadcasting()
+    z = p.propose(b"a")
+    p.persisted(z)
+    p.receive(1, m.Ack(z), 0)
+    p.ready()
+    p.tick(TICK_MS // 2)
+    assert (1, m.Ping(z, (), z)) in zab(p.ready())

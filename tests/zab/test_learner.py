@@ -283,3 +283,29 @@ def test_sync_commits_are_provisional_until_uptodate():
     p.receive(2, m.Trunc(Z(2, 3)), 0)  # leader 2 never had 2.4
     r = p.ready()
     assert p.state == PeerState.FOLLOWING and Truncate(Z(2, 3)) in r.writes
+
+
+def test_a_ping_repairs_a_silently_lost_commit():
+    p = serving()
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"),)), 0)
+    p.persisted(Z(3, 1))
+    p.ready()
+    p.receive(3, m.Ping(Z(3, 1), (), Z(3, 1)), 0)   # its COMMIT never arrived
+    r = p.ready()
+    assert r.applies == [(Z(3, 1), b"a")] and p.serving
+
+
+@pytest.mark.parametrize("sid, ping", [(1, m.Ping(Z(3, 2), (), 0)), (4, m.Ping(Z(3, 2), (), Z(3, 2)))],
+                         ids=["follower lost a PROPOSAL", "observer lost an INFORM"])
+def test_a_learner_behind_a_ping_lost_a_packet_and_resyncs(sid, ping):
+    p = serving(sid)
+    p.receive(3, ping, 0)
+    assert p.state == PeerState.LOOKING and p.ready().reset
+
+
+def test_a_lost_uptodate_is_noticed_on_the_next_full_ping():
+    p = synced()
+    p.receive(3, m.Ping(E), 0)              # a plain PING: the leader has not sent UPTODATE yet
+    assert p.state == PeerState.FOLLOWING
+    p.receive(3, m.Ping(E, (), Z(2, 3)), 0)  # a full one: UPTODATE came before it, so it was lost
+    assert p.state == PeerState.LOOKING
