@@ -329,7 +329,11 @@ class Replica:
         self._now = now_ms
         self.consensus.tick(now_ms)
         proposer = self.proposer
-        if proposer is None:
+        if proposer is None or self.consensus.next_zxid() is None:
+            # The tick may just have ended the peer's leadership (lost quorum: it abdicates); the
+            # proposer goes at the next ready(), and until then nothing may be proposed.
+            # (Found by the simulator: coordcore sim --mode replica --seed 24 --tolerate I6-SYNC
+            # --link-lost-odds 1 raised NotBroadcasting from an expiry's closeSession.)
             return
         ready = self._ready
         if now_ms >= self.next_expiry_ms:
