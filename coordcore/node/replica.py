@@ -424,10 +424,19 @@ class Replica:
                     deliver.append((SESSION, waiting, txn.session_id, txn.body))
             if conn is None:
                 continue
+            q = queues.get(conn)
+            if q is not None and q[0] is not token:
+                # An earlier request of this connection never became a txn: a learner's forward was
+                # lost with a broken link to the leader that the peer has not noticed yet.  Answering
+                # this one would reorder the connection's replies, so close it instead: the client
+                # sees a connection loss for everything in flight, which is what ZooKeeper gives.
+                # (Found by the simulator: coordcore sim --mode replica --seed 78 --voters 5
+                # --tolerate I6-SYNC --link-lost-odds 1 answered xid 7 before xids 5 and 6.)
+                self._abandon(conn)
+                continue
             deliver.append((REPLY, conn, token, reply_body(token.op, token.req, txn, result)))
             if t == T.T_CLOSE_SESSION:
                 deliver.append((CLOSE, conn, None, None))
-            q = queues.get(conn)
             if q is not None:
                 q.popleft()  # this write; the reads sent after it see the tree as it is now
                 while q and not q[0].is_write:
@@ -437,6 +446,14 @@ class Replica:
                     del queues[conn]
         if self.proposer is not None:
             self.proposer.applied(applies[-1][0])
+
+
+    def _abandon(self, conn) -> None:
+        """Drop a connection whose replies can no longer come in order; forget what it has in flight."""
+        self._ready.deliver.append((DROP, conn, None, None))
+        self._queues.pop(conn, None)
+        for key in [k for k, (c, _) in self._forwarded.items() if c is conn]:
+            del self._forwarded[key]
 
 
 _NOBODY = (None, None)
