@@ -227,8 +227,10 @@ class Replica:
 
     def _close_all(self) -> None:
         """Clients are served only in broadcast: every connection this replica knows is closed."""
-        conns = set(self.session_conns.values()) | set(self._creating) | set(self._queues)
-        conns.update(conn for conn, _, _ in self._revalidating.values())
+        # An ordered set (a dict), not a set: the DROPs come in a reproducible order, which the
+        # simulator's byte-for-byte replay needs (a set of connections iterates by object hash).
+        conns = dict.fromkeys([*self.session_conns.values(), *self._creating, *self._queues,
+                               *(conn for conn, _, _ in self._revalidating.values())])
         for conn in conns:
             self._ready.deliver.append((DROP, conn, None, None))
         self.session_conns.clear()
