@@ -193,7 +193,8 @@ class ReplicaHost(ZabHost):
         self.conns.discard(conn)
         if self.replica is not None:
             self.replica.connection_closed(conn)
-            self.drive()
+            if not self._driving:  # (a client reacting to a delivery: the loop already running goes on)
+                self.drive()
 
     def client_touch(self, conn: SimConn) -> None:
         self.replica.touch(conn.session_id, self.sim.now)
@@ -237,7 +238,16 @@ class ReplicaHost(ZabHost):
             if sim.trace is not None:
                 sim.log(f"apply {self.sid} {zx.fmt(z)} {_txn_text(t)}")
 
+    _driving = False
+
     def drive(self) -> None:
+        self._driving = True
+        try:
+            self._drive()
+        finally:
+            self._driving = False
+
+    def _drive(self) -> None:
         for _ in range(READY_ROUNDS_MAX):
             if not self.up:
                 return
