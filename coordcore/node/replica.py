@@ -236,8 +236,10 @@ class Replica:
 
     def _close_all(self) -> None:
         """Clients are served only in broadcast: every connection this replica knows is closed."""
-        conns = set(self.session_conns.values()) | set(self._creating) | set(self._queues)
-        conns.update(conn for conn, _, _ in self._revalidating.values())
+        # An ordered set (a dict), not a set: the DROPs come in a reproducible order, which the
+        # simulator's byte-for-byte replay needs (a set of connections iterates by object hash).
+        conns = dict.fromkeys([*self.session_conns.values(), *self._creating, *self._queues,
+                               *(conn for conn, _, _ in self._revalidating.values())])
         for conn in conns:
             self._ready.deliver.append((DROP, conn, None, None))
         self.session_conns.clear()
@@ -394,7 +396,11 @@ class Replica:
         self._now = now_ms
         self.consensus.tick(now_ms)
         proposer = self.proposer
-        if proposer is None:
+        if proposer is None or self.consensus.next_zxid() is None:
+            # The tick may just have ended the peer's leadership (lost quorum: it abdicates); the
+            # proposer goes at the next ready(), and until then nothing may be proposed.
+            # (Found by the simulator: coordcore sim --mode replica --seed 24 --tolerate I6-SYNC
+            # --link-lost-odds 1 raised NotBroadcasting from an expiry's closeSession.)
             return
         ready = self._ready
         if now_ms >= self.next_expiry_ms:
@@ -485,10 +491,19 @@ class Replica:
                     deliver.append((SESSION, waiting, txn.session_id, txn.body))
             if conn is None:
                 continue
+            q = queues.get(conn)
+            if q is not None and q[0] is not token:
+                # An earlier request of this connection never became a txn: a learner's forward was
+                # lost with a broken link to the leader that the peer has not noticed yet.  Answering
+                # this one would reorder the connection's replies, so close it instead: the client
+                # sees a connection loss for everything in flight, which is what ZooKeeper gives.
+                # (Found by the simulator: coordcore sim --mode replica --seed 78 --voters 5
+                # --tolerate I6-SYNC --link-lost-odds 1 answered xid 7 before xids 5 and 6.)
+                self._abandon(conn)
+                continue
             deliver.append((REPLY, conn, token, reply_body(token.op, token.req, txn, result)))
             if t == T.T_CLOSE_SESSION:
                 deliver.append((CLOSE, conn, None, None))
-            q = queues.get(conn)
             if q is not None:
                 q.popleft()  # this write; the reads sent after it see the tree as it is now
                 while q and not q[0].is_write:
@@ -498,6 +513,14 @@ class Replica:
                     del queues[conn]
         if self.proposer is not None:
             self.proposer.applied(applies[-1][0])
+
+
+    def _abandon(self, conn) -> None:
+        """Drop a connection whose replies can no longer come in order; forget what it has in flight."""
+        self._ready.deliver.append((DROP, conn, None, None))
+        self._queues.pop(conn, None)
+        for key in [k for k, (c, _) in self._forwarded.items() if c is conn]:
+            del self._forwarded[key]
 
 
 _NOBODY = (None, None)

@@ -10,12 +10,14 @@ Modules:
     disk.py       SimDisk: durable vs pending appends, epoch files, truncate, snapshot install, crash
     zab_host.py   ZabHost: drives a QuorumPeer by the HOST RULES, with named crash sites between steps
     fle_host.py   FleHost: drives FastLeaderElection alone (elections under faults)
+    replica_host.py  ReplicaHost (--mode replica): the real Replica (node, tree) over a QuorumPeer over
+                  MemoryStorage (mem_disk.py), with simulated clients (replica_clients.py)
     checker.py    Checker: the invariants, checked after every event
     profiles.py   the fault profiles a seed picks from
     runner.py     ``coordcore sim``: many seeds, progress, replay commands, a one-line summary
 
-What it does not do (yet): run the node/tree layer (txns are opaque bytes here), or shrink a failing
-schedule.
+What it does not do (yet): shrink a failing schedule; in replica mode, model client<->server latency,
+sync(), auth or reconfig.
 """
 from coordcore.testing.sim.checker import Checker, Violation
 from coordcore.testing.sim.simulator import RunResult, SimConfig, Simulation, run

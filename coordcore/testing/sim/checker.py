@@ -20,6 +20,12 @@ Invariants (ids as in the ZAB reference, section 11, plus the host-rule checks):
        NEWLEADER/UPTODATE (counter 0) only after currentEpoch >= its epoch is durable (ZOOKEEPER-3911).
 * I8   a PROPOSAL of epoch e is sent only by the leader that established e, and only while a quorum of
        voters' disks durably hold currentEpoch >= e (the NEWLEADER quorum).
+* TREE (replica mode) at equal applied zxid, every server's tree and session table are equal (a
+       digest of the replica's snapshot bytes, compared against the first server that reached it).
+* ACKQ (replica mode) a client's write is answered only when a quorum of voters' disks durably hold
+       the txn that answered it; every answered write is acknowledged for LOST.
+* CZXID, ORDER (replica mode, checked by the clients): a client never sees its zxid go backwards,
+       and replies on a connection come in request order (replica_clients.py).
 * LIVE once faults heal, a leader serves within a bounded time and every server converges.
 
 FLE-only runs add: every vote a server sends names a voter and carries that voter's true
@@ -53,6 +59,7 @@ class Checker:
         self.proposer: dict[int, int] = {}             # zxid -> sid of the leader that proposed it
         self.acked: dict[int, bytes] = {}              # acknowledged client writes
         self.applied_checked: dict[int, int] = {}      # sid -> length of its applied history already checked
+        self.state_at: dict[int, tuple[int, bytes]] = {}   # TREE: applied zxid -> (first sid, digest)
 
     # -- I2
 
@@ -136,6 +143,24 @@ class Checker:
             if not self.quorum.is_quorum(holders):
                 raise Violation("ACKQ", f"leader {sid} acknowledges {zx.fmt(zxid)} durable only on {sorted(holders)}")
             self.acked[zxid] = txn
+
+    def client_acked(self, sid: int, zxid: int, txn: bytes, disks: dict) -> None:
+        """Server sid answered a client's write with txn (zxid, txn): ACKQ, and remember it for LOST."""
+        holders = [s for s in self.quorum.voters if disks[s].holds_durably(zxid, txn)]
+        if not self.quorum.is_quorum(holders):
+            raise Violation("ACKQ", f"server {sid} answers a client's write {zx.fmt(zxid)} durable only on "
+                                    f"{sorted(holders)}")
+        self.saw_txn(f"reply on {sid}", zxid, txn)
+        self.acked[zxid] = txn
+
+    def replica_state(self, sid: int, zxid: int, digest: bytes) -> None:
+        """TREE: server sid's tree and session table at applied zxid `zxid` have this digest."""
+        known = self.state_at.get(zxid)
+        if known is None:
+            self.state_at[zxid] = (sid, digest)
+        elif known[1] != digest:
+            raise Violation("TREE", f"server {sid}'s tree and sessions at {zx.fmt(zxid)} differ from server "
+                                    f"{known[0]}'s at the same zxid")
 
     def match_prefix(self, sid: int, history: list[tuple[int, bytes]]) -> None:
         g = self.committed

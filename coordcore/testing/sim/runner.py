@@ -1,7 +1,7 @@
 """``coordcore sim``: run many seeds, report progress and failures, replay one seed with its trace.
 
 Usage:
-    coordcore sim --seeds 0..999 --voters 3,5,7 --observers 0,1 [--steps K] [--mode zab|fle]
+    coordcore sim --seeds 0..999 --voters 3,5,7 --observers 0,1 [--steps K] [--mode zab|replica|fle]
     coordcore sim --seed 17 --voters 5 --observers 1 --trace       # replay one run, print its trace
 
 Every (seed, voters, observers) combination is one run.  A failing run prints the seed, the step,
@@ -52,8 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observers", default="0", metavar="LIST", help="observer counts, comma separated (default 0)")
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="events in the chaos phase of each run (default 400; 300 for fle)")
-    p.add_argument("--mode", choices=["zab", "fle"], default="zab",
-                   help="zab: full QuorumPeers (default); fle: FastLeaderElection alone")
+    p.add_argument("--mode", choices=["zab", "replica", "fle"], default="zab",
+                   help="zab: full QuorumPeers with opaque txns (default); replica: Replica (node, tree) over "
+                        "QuorumPeer over MemoryStorage, with simulated clients; fle: FastLeaderElection alone")
     p.add_argument("--profile", default=None, help="force one fault profile (default: each seed picks one)")
     p.add_argument("--trace", action="store_true", help="print every run's trace (one line per event)")
     p.add_argument("--tolerate", default="", metavar="IDS",

@@ -9,8 +9,10 @@ heal, crashed servers restart, paused ones resume, disks and links turn reliable
 run then continues until the ensemble has converged (one leader serving, everyone following it and
 applied up to the same zxid) or the liveness bound passes, which is a violation.
 
-Two kinds of server hosts run under the same scheduler: :class:`~coordcore.testing.sim.zab_host.ZabHost`
-drives a real QuorumPeer (the full ensemble core), :class:`~coordcore.testing.sim.fle_host.FleHost`
+Three kinds of server hosts run under the same scheduler: :class:`~coordcore.testing.sim.zab_host.ZabHost`
+drives a real QuorumPeer (the full ensemble core) with opaque txns,
+:class:`~coordcore.testing.sim.replica_host.ReplicaHost` drives the real Replica (node and tree) over a
+QuorumPeer over a MemoryStorage with simulated clients, and :class:`~coordcore.testing.sim.fle_host.FleHost`
 drives FastLeaderElection alone (election under faults, with fixed histories).
 
 The trace is one line per event: ``<step> <virtual ms> <event>``.  Events in capitals are faults and
@@ -40,7 +42,8 @@ class SimConfig:
     voters: int = 3
     observers: int = 0
     steps: int = 400                 # events in the chaos phase (default_steps(mode))
-    mode: str = "zab"                # "zab" (QuorumPeer) or "fle" (FastLeaderElection only)
+    mode: str = "zab"                # "zab" (QuorumPeer, opaque txns), "replica" (Replica + QuorumPeer +
+                                     # MemoryStorage, simulated clients) or "fle" (FastLeaderElection only)
     profile: str | None = None       # None: the seed picks one
     tick_ms: int = 200
     init_limit: int = 10
@@ -125,8 +128,12 @@ class Simulation:
         self.converged_ms: int | None = None
         self.counters: dict[str, int] = {}
         self.client_seq = 0
+        self.conn_seq = 0
+        self.snapshot_histories: dict[bytes, list] = {}   # replica mode: snapshot bytes -> txns they cover
         if cfg.mode == "zab":
             from coordcore.testing.sim.zab_host import ZabHost as Host
+        elif cfg.mode == "replica":
+            from coordcore.testing.sim.replica_host import ReplicaHost as Host
         elif cfg.mode == "fle":
             from coordcore.testing.sim.fle_host import FleHost as Host
         else:
@@ -134,6 +141,8 @@ class Simulation:
         self.Host = Host
         self.hosts = {sid: Host(self, sid) for sid in self.sids}
         self.disks = {sid: h.disk for sid, h in self.hosts.items()}
+        make_workload = getattr(Host, "make_workload", None)
+        self.workload = make_workload(self) if make_workload is not None else None
 
     # -- trace and counters
 
@@ -206,7 +215,7 @@ class Simulation:
             # Staggered starts: servers rarely come up in the same millisecond.
             self.push(self.rng.randint(0, 50), "start", sid)
         self.push(self._next_fault_ms(), "fault")
-        if cfg.mode == "zab":
+        if cfg.mode in ("zab", "replica"):
             self.push(self.rng.randint(cfg.client_interval_ms_min, cfg.client_interval_ms_max), "client")
         hard_stop = cfg.steps * 20 + 50_000
         heap = self.net.heap
@@ -307,6 +316,10 @@ class Simulation:
 
     def _on_client(self, _) -> None:
         cfg = self.cfg
+        if self.workload is not None:
+            self.push(self.now + self.workload.next_interval_ms(), "client")
+            self.workload.step()
+            return
         self.push(self.now + self.rng.randint(cfg.client_interval_ms_min, cfg.client_interval_ms_max), "client")
         sid = self.rng.choice(self.sids)
         h = self.hosts[sid]
@@ -521,7 +534,8 @@ class Simulation:
 
 
 def default_steps(mode: str) -> int:
-    return 300 if mode == "fle" else 400
+    # replica mode: client events share the budget, so a run needs more of them to get past elections
+    return {"fle": 300, "replica": 1200}.get(mode, 400)
 
 
 def short(msg: object) -> str:

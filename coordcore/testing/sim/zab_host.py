@@ -146,7 +146,7 @@ class ZabHost:
         if self._crash_here(self.sim.profile.site_crash_broadcast, "after-sync(slow)"):
             return
         self.sim.log(f"persisted {self.sid} {zx.fmt(up_to)}")
-        self.peer.persisted(up_to)
+        self._report_persisted(up_to)
         self.drive()
 
     def client_write(self, payload: bytes) -> None:
@@ -328,9 +328,13 @@ class ZabHost:
         sim.checker.disk_changed(self.sid, self.disk)
         if site is not None and site[0] == "after-sync":
             return self._crash_at(site)
-        self.peer.persisted(appended)
+        self._report_persisted(appended)
         if site is not None and site[0] == "after-persisted":
             return self._crash_at(site)
+
+    def _report_persisted(self, zxid: int) -> None:
+        """HOST RULE 3: the appends through zxid are durable (replica mode tells its Replica instead)."""
+        self.peer.persisted(zxid)
 
     def _propose_forwarded(self, from_sid: int, payload: bytes) -> None:
         if self.peer.next_zxid() is None:
