@@ -137,19 +137,13 @@ class MemDisk:
         self.pending = []
         return lost
 
-    def load(self, sid: int, repair_current_epoch=None) -> DurableState:
-        """storage.load(), checked against the mirror.  `repair_current_epoch(e)` is the tolerated I6-SYNC
-        repair: called with the epoch currentEpoch must be raised to when load refuses."""
+    def load(self, sid: int) -> DurableState:
+        """storage.load(), checked against the mirror.  A refusal is a violation: every state the
+        host rules can leave on a disk must load (the sync window included, storage/epochs.py)."""
         try:
             state = self.storage.load()
         except StorageError as e:
-            if repair_current_epoch is None:
-                raise Violation("I6", f"server {sid} cannot restart from its storage: {e}") from None
-            # The simulator's stand-in for an operator's repair of a tolerated I6-SYNC state: write
-            # the currentEpoch the sync would have written.  No API offers this, by design.
-            self.storage._current = zx.epoch(self.last_zxid)
-            repair_current_epoch(e)
-            state = self.storage.load()
+            raise Violation("I6", f"server {sid} cannot restart from its storage: {e}") from None
         self._flush()
         self.snapshot_zxid = state.snapshot_zxid
         if state.snapshot_zxid:

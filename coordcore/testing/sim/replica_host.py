@@ -77,10 +77,7 @@ class ReplicaHost(ZabHost):
 
     def start(self) -> None:
         sim = self.sim
-        state = self.disk.load(self.sid, self._repair if "I6-SYNC" in sim.checker.tolerate else None)
-        if self._repaired_note:
-            sim.log(self._repaired_note)
-            self._repaired_note = None
+        state = self.disk.load(self.sid)
         self.up = True
         self.incarnation += 1
         self.timer_ms = None
@@ -116,11 +113,6 @@ class ReplicaHost(ZabHost):
         # which txns a snapshot sent by SNAP covers (the bytes are an opaque tree).
         peer.snapshot_provider = self._snapshot
         self.drive()
-
-    _repaired_note: str | None = None
-
-    def _repair(self, e) -> None:
-        self._repaired_note = f"START {self.sid} refused ({e}); repaired currentEpoch for a tolerated I6-SYNC"
 
     def crash(self, keep_pending: int) -> int:
         self.up = False
@@ -381,11 +373,7 @@ class ReplicaHost(ZabHost):
 
     def _reset(self, applied_zxid: int) -> None:
         """HOST RULE 5: load the storage, rebuild the replica through the peer's applied point."""
-        # load() checks the epochs again: a tolerated I6-SYNC state fails here as it would at a restart
-        state = self.disk.load(self.sid, self._repair if "I6-SYNC" in self.sim.checker.tolerate else None)
-        if self._repaired_note:
-            self.sim.log(self._repaired_note)
-            self._repaired_note = None
+        state = self.disk.load(self.sid)  # checks the epochs again, as a restart would
         if state.snapshot_zxid > applied_zxid:
             raise Violation("API", f"server {self.sid}: reset to {zx.fmt(applied_zxid)} below the newest snapshot "
                                    f"{zx.fmt(state.snapshot_zxid)}")

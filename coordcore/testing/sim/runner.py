@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="force one fault profile (default: each seed picks one)")
     p.add_argument("--trace", action="store_true", help="print every run's trace (one line per event)")
     p.add_argument("--tolerate", default="", metavar="IDS",
-                   help="known-issue invariant ids to count instead of failing on (comma list; e.g. I6-SYNC)")
+                   help="known-issue invariant ids to count instead of failing on (comma list, e.g. LIVE)")
     p.add_argument("--link-lost-odds", type=float, default=DEFAULT_LINK_LOST_ODDS, metavar="P",
                    help="odds that a broken link is reported to the peers (default 0.7; 1 = always)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only failures and the summary")

@@ -74,18 +74,7 @@ class ZabHost:
                                    sync_limit=sim.cfg.sync_limit, durable=durable, now_ms=sim.now,
                                    snapshot_provider=self._snapshot, finalize_wait_ms=sim.cfg.finalize_wait_ms)
         except ValueError as e:
-            if "I6-SYNC" in sim.checker.tolerate:
-                # The known state above: restart as if currentEpoch had been written (what a repair
-                # would do), so the run can go on looking for other bugs.
-                sim.log(f"START {self.sid} refused ({e}); repaired currentEpoch for a tolerated I6-SYNC")
-                self.disk.current_epoch = zx.epoch(loaded.last_zxid)
-                durable = PeerDurable(loaded.accepted_epoch, self.disk.current_epoch, loaded.snapshot_zxid,
-                                      tuple(loaded.txns))
-                self.peer = QuorumPeer(self.sid, sim.quorum, tick_ms=sim.cfg.tick_ms, init_limit=sim.cfg.init_limit,
-                                       sync_limit=sim.cfg.sync_limit, durable=durable, now_ms=sim.now,
-                                       snapshot_provider=self._snapshot, finalize_wait_ms=sim.cfg.finalize_wait_ms)
-            else:
-                raise Violation("I6", f"server {self.sid} cannot restart from its disk: {e}") from None
+            raise Violation("I6", f"server {self.sid} cannot restart from its disk: {e}") from None
         fle = getattr(self.peer, "fle", None)
         if fle is not None and hasattr(fle, "max_notification_interval_ms"):
             # A tuning knob, not a behaviour switch: shorter election backoff keeps runs short.
