@@ -7,7 +7,9 @@ Handshake (reference sections 5-6.2), in this strict order:
    e' == acceptedEpoch -> ACKEPOCH(lastZxid, -1); e' < acceptedEpoch -> fatal (back to LOOKING);
 3. exactly one sync head: DIFF(p) keeps our log (p must be our last zxid); TRUNC(z) -> Truncate(z) + reset;
    SNAP(z, data) -> InstallSnapshot + reset (the replica is rebuilt from it);
-4. Proposal / Commit frames: every txn must directly follow the previous one (ZOOKEEPER-4925) and is
+4. Proposal / Commit frames: each frame names the zxid it follows, which must be our last (so a lost or
+   reordered frame is caught even across epochs); every txn must follow the previous one
+   (ZOOKEEPER-4925) and is
    logged (Append); nothing is ACKed and nothing is applied yet (ZOOKEEPER-2355); commits are only
    provisional until UPTODATE (a leader that dies before its NEWLEADER quorum had committed nothing);
 5. NEWLEADER(e', 0): wait until persisted() covers everything received, THEN SetCurrentEpoch(e'), THEN
@@ -134,17 +136,20 @@ class Learner(Role):
         if not self.is_voter and self.phase >= Phase.NEWLEADER:
             raise ProtocolError("observer got a live PROPOSAL")
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="PROPOSAL")
-        self._log(msg.txns)
+        self._log(msg.txns, msg.prev_zxid)
 
     def on_inform(self, msg: m.Inform, now_ms: int) -> None:
         if self.is_voter:
             raise ProtocolError("follower got an INFORM")
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="INFORM")
-        self._log(msg.txns)
+        self._log(msg.txns, msg.prev_zxid)
         if msg.txns:
             self._commit(msg.txns[-1][0])
 
-    def _log(self, txns) -> None:
+    def _log(self, txns, prev_zxid: int) -> None:
+        if prev_zxid != self.history.last_zxid:
+            raise ProtocolError(f"frame follows {zx.fmt(prev_zxid)} but our log ends at "
+                                f"{zx.fmt(self.history.last_zxid)}: a frame was lost or reordered")
         for zxid, txn in txns:
             try:
                 self.history.append(zxid, txn)  # gap check (ZOOKEEPER-4925)
@@ -173,6 +178,9 @@ class Learner(Role):
         self._expect(Phase.SYNC, what="NEWLEADER")
         if msg.zxid != zx.make(self.epoch, 0):
             raise ProtocolError(f"NEWLEADER {zx.fmt(msg.zxid)} for epoch {self.epoch}")
+        if msg.last_zxid != self.history.last_zxid:
+            raise ProtocolError(f"NEWLEADER after {zx.fmt(msg.last_zxid)} but our log ends at "
+                                f"{zx.fmt(self.history.last_zxid)}: part of the history was lost")
         self.phase = Phase.NEWLEADER
         self.sync_end_zxid = self.history.last_zxid  # the history NEWLEADER closes
         self._maybe_ack_new_leader()
