@@ -60,6 +60,8 @@ class Learner(Role):
         self.sync_commit_zxid = 0  # COMMITs seen before UPTODATE, applied to the history on UPTODATE
         self.touches: dict[int, int] = {}
         self.pending_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
+        self.asked_syncs: set[int] = set()
+        self.asked_revalidations: dict[int, int] = {}   # session_id -> replies outstanding
         self.serving = False
         self._extend(now_ms)
         info = m.FollowerInfo if self.is_voter else m.ObserverInfo
@@ -239,16 +241,30 @@ class Learner(Role):
     def touch(self, session_id: int, timeout_ms: int) -> None:
         self.touches[session_id] = timeout_ms
 
+    # Replies are matched against what this role asked: a reply to a request of an earlier
+    # connection (answered by the leader after we reconnected) must not answer anything here.
     def revalidate(self, session_id: int, timeout_ms: int) -> None:
+        self.asked_revalidations[session_id] = self.asked_revalidations.get(session_id, 0) + 1
         self.peer.send(self.leader_sid, m.Revalidate(session_id, timeout_ms))
 
     def on_revalidate_reply(self, msg: m.RevalidateReply, now_ms: int) -> None:
+        asked = self.asked_revalidations.get(msg.session_id, 0)
+        if not asked:
+            return
+        if asked == 1:
+            del self.asked_revalidations[msg.session_id]
+        else:
+            self.asked_revalidations[msg.session_id] = asked - 1
         self.peer.out.revalidated.append((msg.session_id, msg.valid))
 
     def sync(self, token: int) -> None:
+        self.asked_syncs.add(token)
         self.peer.send(self.leader_sid, m.Sync(token))
 
     def on_sync_reply(self, msg: m.SyncReply, now_ms: int) -> None:
+        if msg.token not in self.asked_syncs:
+            return
+        self.asked_syncs.discard(msg.token)
         # The COMMITs up to msg.zxid came before this reply (FIFO link); answer once we applied them.
         self.pending_syncs.append((msg.zxid, msg.token))
         self.applied(self.history.applied_zxid)

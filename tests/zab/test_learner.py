@@ -312,3 +312,11 @@ def test_a_lost_uptodate_is_noticed_on_the_next_full_ping():
     assert p.state == PeerState.FOLLOWING
     p.receive(3, m.Ping(E, (), Z(2, 3)), 0)  # a full one: UPTODATE came before it, so it was lost
     assert p.state == PeerState.LOOKING
+
+
+def test_replies_to_requests_of_an_earlier_connection_are_ignored():
+    p = serving()
+    p.receive(3, m.SyncReply(1, Z(2, 3)), 0)          # we never sent Sync(1) in this role
+    p.receive(3, m.RevalidateReply(5, True), 0)       # nor Revalidate(5)
+    r = p.ready()
+    assert r.synced == [] and r.revalidated == [] and p.serving
