@@ -25,7 +25,8 @@ Inform (observers) carries committed txns.  Applying is the peer's job: committe
 
 Timeouts: the leader must be heard within initLimit ticks until NEWLEADER, then within syncLimit ticks;
 every packet from it extends the deadline.  PINGs are answered with the sessions touched since the last
-answer.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
+answer; a PING naming a zxid (proposed or committed) beyond our log means a frame was lost without the
+link breaking, and we resync; a committed zxid we hold repairs a lost COMMIT.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
 Packets from any sid but our leader are ignored (a deposed leader may still be talking).
 """
 
