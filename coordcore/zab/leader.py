@@ -92,6 +92,7 @@ class Leader(Role):
         self.next_counter = 1
         self.last_proposed = 0
         self.batch: list[tuple[int, bytes]] = []
+        self.batch_prev = 0  # the zxid just before the batch
         self.proposed_at: dict[int, int] = {}            # outstanding zxid -> ms (syncLimit check)
         self.pending_syncs: list[tuple[int, int, int]] = []  # (zxid, sid, token)
         self.serving = False
@@ -217,12 +218,12 @@ class Leader(Role):
         txns = hist.after(start, None if h.is_voter else commit_point)  # observers: committed only
         self._send(h.sid, head)
         if txns:
-            self._send(h.sid, m.Proposal(tuple(txns)))
+            self._send(h.sid, m.Proposal(tuple(txns), start))
         if commit_point > 0:
             self._send(h.sid, m.Commit(commit_point))
-        self._send(h.sid, m.NewLeader(zx.make(self.epoch, 0)))
-        h.stage = Stage.SYNCING
         h.sync_end_zxid = txns[-1][0] if txns else start
+        self._send(h.sid, m.NewLeader(zx.make(self.epoch, 0), h.sync_end_zxid))
+        h.stage = Stage.SYNCING
 
     def on_ack(self, sid: int, msg: m.Ack, now_ms: int) -> None:
         h = self.handles.get(sid)
@@ -284,6 +285,8 @@ class Leader(Role):
     def propose(self, txn: bytes, now_ms: int) -> int:
         zxid = zx.make(self.epoch, self.next_counter)
         self.next_counter += 1
+        if not self.batch:
+            self.batch_prev = self.history.last_zxid
         self.history.append(zxid, txn)
         self.peer.write(Append(zxid, txn))  # our own ACK waits for persisted() (R1)
         self.batch.append((zxid, txn))
@@ -299,7 +302,7 @@ class Leader(Role):
     def flush(self) -> None:
         if not self.batch:
             return
-        frame = m.Proposal(tuple(self.batch))
+        frame = m.Proposal(tuple(self.batch), self.batch_prev)
         self.batch = []
         for h in self.handles.values():
             if h.is_voter and h.stage >= Stage.SYNCING:
@@ -333,7 +336,7 @@ class Leader(Role):
             if h.is_voter:
                 self._send(h.sid, m.Commit(new))
             else:
-                informed = informed or m.Inform(tuple(self.history.after(old, new)))
+                informed = informed or m.Inform(tuple(self.history.after(old, new)), old)
                 self._send(h.sid, informed)
         for z in [z for z in self.proposed_at if z <= new]:
             del self.proposed_at[z]

@@ -7,7 +7,9 @@ Handshake (reference sections 5-6.2), in this strict order:
    e' == acceptedEpoch -> ACKEPOCH(lastZxid, -1); e' < acceptedEpoch -> fatal (back to LOOKING);
 3. exactly one sync head: DIFF(p) keeps our log (p must be our last zxid); TRUNC(z) -> Truncate(z) + reset;
    SNAP(z, data) -> InstallSnapshot + reset (the replica is rebuilt from it);
-4. Proposal / Commit frames: every txn must directly follow the previous one (ZOOKEEPER-4925) and is
+4. Proposal / Commit frames: each frame names the zxid it follows, which must be our last (so a lost or
+   reordered frame is caught even across epochs); every txn must follow the previous one
+   (ZOOKEEPER-4925) and is
    logged (Append); nothing is ACKed and nothing is applied yet (ZOOKEEPER-2355); commits are only
    provisional until UPTODATE (a leader that dies before its NEWLEADER quorum had committed nothing);
 5. NEWLEADER(e', 0): wait until persisted() covers everything received, THEN SetCurrentEpoch(e'), THEN
@@ -23,7 +25,8 @@ Inform (observers) carries committed txns.  Applying is the peer's job: committe
 
 Timeouts: the leader must be heard within initLimit ticks until NEWLEADER, then within syncLimit ticks;
 every packet from it extends the deadline.  PINGs are answered with the sessions touched since the last
-answer.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
+answer; a PING naming a zxid (proposed or committed) beyond our log means a frame was lost without the
+link breaking, and we resync; a committed zxid we hold repairs a lost COMMIT.  Any failure raises RoleFailed or ProtocolError; the peer then goes LOOKING with a reset.
 Packets from any sid but our leader are ignored (a deposed leader may still be talking).
 """
 
@@ -58,6 +61,8 @@ class Learner(Role):
         self.sync_commit_zxid = 0  # COMMITs seen before UPTODATE, applied to the history on UPTODATE
         self.touches: dict[int, int] = {}
         self.pending_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
+        self.asked_syncs: set[int] = set()
+        self.asked_revalidations: dict[int, int] = {}   # session_id -> replies outstanding
         self.serving = False
         self._extend(now_ms)
         info = m.FollowerInfo if self.is_voter else m.ObserverInfo
@@ -134,17 +139,20 @@ class Learner(Role):
         if not self.is_voter and self.phase >= Phase.NEWLEADER:
             raise ProtocolError("observer got a live PROPOSAL")
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="PROPOSAL")
-        self._log(msg.txns)
+        self._log(msg.txns, msg.prev_zxid)
 
     def on_inform(self, msg: m.Inform, now_ms: int) -> None:
         if self.is_voter:
             raise ProtocolError("follower got an INFORM")
         self._expect(Phase.SYNC, Phase.NEWLEADER, Phase.WAIT_UPTODATE, Phase.BROADCAST, what="INFORM")
-        self._log(msg.txns)
+        self._log(msg.txns, msg.prev_zxid)
         if msg.txns:
             self._commit(msg.txns[-1][0])
 
-    def _log(self, txns) -> None:
+    def _log(self, txns, prev_zxid: int) -> None:
+        if prev_zxid != self.history.last_zxid:
+            raise ProtocolError(f"frame follows {zx.fmt(prev_zxid)} but our log ends at "
+                                f"{zx.fmt(self.history.last_zxid)}: a frame was lost or reordered")
         for zxid, txn in txns:
             try:
                 self.history.append(zxid, txn)  # gap check (ZOOKEEPER-4925)
@@ -173,6 +181,9 @@ class Learner(Role):
         self._expect(Phase.SYNC, what="NEWLEADER")
         if msg.zxid != zx.make(self.epoch, 0):
             raise ProtocolError(f"NEWLEADER {zx.fmt(msg.zxid)} for epoch {self.epoch}")
+        if msg.last_zxid != self.history.last_zxid:
+            raise ProtocolError(f"NEWLEADER after {zx.fmt(msg.last_zxid)} but our log ends at "
+                                f"{zx.fmt(self.history.last_zxid)}: part of the history was lost")
         self.phase = Phase.NEWLEADER
         self.sync_end_zxid = self.history.last_zxid  # the history NEWLEADER closes
         self._maybe_ack_new_leader()
@@ -231,16 +242,30 @@ class Learner(Role):
     def touch(self, session_id: int, timeout_ms: int) -> None:
         self.touches[session_id] = timeout_ms
 
+    # Replies are matched against what this role asked: a reply to a request of an earlier
+    # connection (answered by the leader after we reconnected) must not answer anything here.
     def revalidate(self, session_id: int, timeout_ms: int) -> None:
+        self.asked_revalidations[session_id] = self.asked_revalidations.get(session_id, 0) + 1
         self.peer.send(self.leader_sid, m.Revalidate(session_id, timeout_ms))
 
     def on_revalidate_reply(self, msg: m.RevalidateReply, now_ms: int) -> None:
+        asked = self.asked_revalidations.get(msg.session_id, 0)
+        if not asked:
+            return
+        if asked == 1:
+            del self.asked_revalidations[msg.session_id]
+        else:
+            self.asked_revalidations[msg.session_id] = asked - 1
         self.peer.out.revalidated.append((msg.session_id, msg.valid))
 
     def sync(self, token: int) -> None:
+        self.asked_syncs.add(token)
         self.peer.send(self.leader_sid, m.Sync(token))
 
     def on_sync_reply(self, msg: m.SyncReply, now_ms: int) -> None:
+        if msg.token not in self.asked_syncs:
+            return
+        self.asked_syncs.discard(msg.token)
         # The COMMITs up to msg.zxid came before this reply (FIFO link); answer once we applied them.
         self.pending_syncs.append((msg.zxid, msg.token))
         self.applied(self.history.applied_zxid)

@@ -82,8 +82,10 @@ class Snap:
 
 @dataclass(frozen=True, slots=True)
 class NewLeader:
-    """Leader -> learner after the whole sync history: zxid is (e', 0), never a real txn."""
+    """Leader -> learner after the whole sync history: zxid is (e', 0), never a real txn; last_zxid is
+    the end of the history sent before it (the learner's log must end there: nothing was lost)."""
     zxid: int
+    last_zxid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +97,11 @@ class UpToDate:
 # -------------------------------------------------------------------------------------- broadcast
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """Leader -> voter: txns to log, in zxid order, gap-free."""
+    """Leader -> voter: txns to log, in zxid order, gap-free, directly after `prev_zxid` (the learner's
+    log must end there, as in Raft's prevLogIndex: a lost or reordered frame is never papered over,
+    even across an epoch boundary where the zxid counter alone cannot show a hole)."""
     txns: tuple[Txn, ...]
+    prev_zxid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +118,10 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class Inform:
-    """Leader -> observer: committed txns (observers never see uncommitted proposals)."""
+    """Leader -> observer: committed txns directly after `prev_zxid` (observers never see uncommitted
+    proposals)."""
     txns: tuple[Txn, ...]
+    prev_zxid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +183,12 @@ _LAYOUT: dict[type, tuple[int, str]] = {
     Diff: (13, "l"),
     Trunc: (14, "l"),
     Snap: (15, "ly"),
-    NewLeader: (10, "l"),
+    NewLeader: (10, "ll"),
     UpToDate: (12, "l"),
-    Proposal: (2, "t"),
+    Proposal: (2, "tl"),
     Ack: (3, "l"),
     Commit: (4, "l"),
-    Inform: (8, "t"),
+    Inform: (8, "tl"),
     Ping: (5, "lsl"),
     Request: (20, "y"),
     Revalidate: (6, "li"),

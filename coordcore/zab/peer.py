@@ -15,6 +15,9 @@ role is broadcasting (a learner learns that its sync history is committed from U
 its NEWLEADER quorum).  Nothing is applied while LOOKING.  See ready.py for the HOST RULES; in particular
 rule 5: a reset rebuilds the replica from the newest snapshot plus the durable txns <= `applied_zxid`.
 
+While the deferred round waits, FLE still answers with the vote of the role just left; a server that
+believes that may follow us and time out (liveness only, and only until persisted() arrives).
+
 Messages that arrive for a role the peer is not in are dropped, except FOLLOWERINFO/OBSERVERINFO received
 while LOOKING: the last one per sid is kept and replayed if this peer becomes LEADING, because a learner
 whose election finished first sends it only once per connection (Java's learner would retry connecting).

@@ -81,7 +81,7 @@ def test_ackepoch_quorum_persists_current_epoch_then_syncs():
     p = leader()
     r = establish(p)
     assert non_appends(r) == [SetAcceptedEpoch(3), SetCurrentEpoch(3)]
-    assert zab(r)[-1] == (1, m.NewLeader(Z(3, 0)))
+    assert zab(r)[-1] == (1, m.NewLeader(Z(3, 0), Z(2, 3)))
 
 
 def test_an_ackepoch_of_minus_one_does_not_count():
@@ -129,7 +129,7 @@ def test_sync_choice(why, p_zxid, epoch, head, shipped):
     assert proposals == shipped
     # The whole history is committed by the NEWLEADER quorum, so it ships with a Commit of its end,
     # and NEWLEADER comes last (ZOOKEEPER-3104).
-    assert to_1[-2:] == [m.Commit(Z(2, 3)), m.NewLeader(Z(3, 0))]
+    assert to_1[-2:] == [m.Commit(Z(2, 3)), m.NewLeader(Z(3, 0), Z(2, 3))]
 
 
 def test_learner_older_than_the_window_gets_a_snapshot_then_the_txns_after_it():
@@ -178,7 +178,7 @@ def test_commit_needs_the_leaders_own_durable_ack():
     z1, z2 = p.propose(b"a"), p.propose(b"b")
     r = p.ready()
     assert appended(r) == [z1, z2]
-    assert zab(r) == [(1, m.Proposal(((z1, b"a"), (z2, b"b"))))]   # one frame for the batch
+    assert zab(r) == [(1, m.Proposal(((z1, b"a"), (z2, b"b")), Z(2, 3)))]   # one frame for the batch
     p.receive(1, m.Ack(z2), 0)
     assert zab(p.ready()) == []          # follower + an undurable leader is no quorum
     p.persisted(z1)
@@ -199,7 +199,7 @@ def test_observers_get_inform_of_committed_txns_only():
     assert [to for to, x in zab(r)] == [1]   # no PROPOSAL to the observer
     p.persisted(z)
     p.receive(1, m.Ack(z), 0)
-    assert zab(p.ready()) == [(1, m.Commit(z)), (4, m.Inform(((z, b"x"),)))]
+    assert zab(p.ready()) == [(1, m.Commit(z)), (4, m.Inform(((z, b"x"),), Z(2, 3)))]
 
 
 def test_late_voter_gets_outstanding_proposals_observer_does_not():
@@ -207,11 +207,12 @@ def test_late_voter_gets_outstanding_proposals_observer_does_not():
     z = p.propose(b"pending")
     p.ready()
     to_2 = [x for to, x in zab(establish(p, sid=2)) if to == 2]
-    assert to_2[1:] == [m.Diff(Z(2, 3)), m.Proposal(((z, b"pending"),)), m.Commit(Z(2, 3)), m.NewLeader(Z(3, 0))]
+    assert to_2[1:] == [m.Diff(Z(2, 3)), m.Proposal(((z, b"pending"),), Z(2, 3)), m.Commit(Z(2, 3)),
+                        m.NewLeader(Z(3, 0), z)]
     p.receive(4, m.ObserverInfo(4, 2), 0)
     p.receive(4, m.AckEpoch(Z(2, 3), 2), 0)
     to_4 = [x for to, x in zab(p.ready()) if to == 4]
-    assert to_4[1:] == [m.Diff(Z(2, 3)), m.Commit(Z(2, 3)), m.NewLeader(Z(3, 0))]
+    assert to_4[1:] == [m.Diff(Z(2, 3)), m.Commit(Z(2, 3)), m.NewLeader(Z(3, 0), Z(2, 3))]
 
 
 def test_a_proposal_ack_overtaking_the_newleader_ack_counts():

@@ -32,9 +32,9 @@ def synced(sid=1, extra=(), **kw):
     p.receive(3, m.LeaderInfo(3), 0)
     p.receive(3, m.Diff(Z(2, 3)), 0)
     if extra:
-        p.receive(3, m.Proposal(tuple(extra)), 0)
+        p.receive(3, m.Proposal(tuple(extra), Z(2, 3)), 0)
     p.receive(3, m.Commit(extra[-1][0] if extra else Z(2, 3)), 0)
-    p.receive(3, m.NewLeader(E), 0)
+    p.receive(3, m.NewLeader(E, p.last_zxid), 0)
     p.persisted(p.last_zxid)
     p.ready()
     return p
@@ -79,9 +79,9 @@ def test_newleader_ack_waits_for_the_durable_history_then_current_epoch_then_ack
     p.receive(3, m.LeaderInfo(3), 0)
     p.ready()
     p.receive(3, m.Diff(Z(2, 3)), 0)
-    p.receive(3, m.Proposal(((Z(2, 4), b"a"), (Z(2, 5), b"b"))), 0)
+    p.receive(3, m.Proposal(((Z(2, 4), b"a"), (Z(2, 5), b"b")), Z(2, 3)), 0)
     p.receive(3, m.Commit(Z(2, 5)), 0)
-    p.receive(3, m.NewLeader(E), 0)
+    p.receive(3, m.NewLeader(E, Z(2, 5)), 0)
     r = p.ready()
     assert appended(r) == [Z(2, 4), Z(2, 5)] and non_appends(r) == [] and zab(r) == []
     p.persisted(Z(2, 4))
@@ -104,7 +104,7 @@ def test_trunc_cuts_the_log_and_resets_the_replica():
     p.receive(3, m.Trunc(Z(2, 3)), 0)
     r = p.ready()
     assert Truncate(Z(2, 3)) in r.writes and r.reset and p.last_zxid == Z(2, 3)
-    p.receive(3, m.Proposal(((Z(3, 1), b"n"),)), 0)   # the next txn must follow the cut point
+    p.receive(3, m.Proposal(((Z(3, 1), b"n"),), Z(2, 3)), 0)   # the next txn follows the cut point
     assert p.state == PeerState.FOLLOWING
 
 
@@ -112,9 +112,9 @@ def test_snap_installs_the_snapshot_and_resets_the_replica():
     p, _ = learner(log=txns(1, 1, 2), current=1, accepted=1)
     p.receive(3, m.LeaderInfo(3), 0)
     p.receive(3, m.Snap(Z(2, 3), b"tree"), 0)
-    p.receive(3, m.Proposal(((Z(2, 4), b"n"),)), 0)
+    p.receive(3, m.Proposal(((Z(2, 4), b"n"),), Z(2, 3)), 0)
     p.receive(3, m.Commit(Z(2, 4)), 0)
-    p.receive(3, m.NewLeader(E), 0)
+    p.receive(3, m.NewLeader(E, Z(2, 4)), 0)
     r = p.ready()
     assert r.writes[1:] == [InstallSnapshot(Z(2, 3), b"tree"), Append(Z(2, 4), b"n")] and r.reset
     assert p.applied_zxid == Z(2, 3)
@@ -123,15 +123,18 @@ def test_snap_installs_the_snapshot_and_resets_the_replica():
 
 
 @pytest.mark.parametrize("packets, why", [
-    ([m.Diff(Z(2, 3)), m.Proposal(((Z(2, 5), b"gap"),))], "a gap (ZOOKEEPER-4925)"),
-    ([m.Diff(Z(2, 3)), m.Proposal(((Z(3, 2), b"gap"),))], "a new epoch not starting at 1"),
+    ([m.Diff(Z(2, 3)), m.Proposal(((Z(2, 5), b"gap"),), Z(2, 3))], "a gap (ZOOKEEPER-4925)"),
+    ([m.Diff(Z(2, 3)), m.Proposal(((Z(3, 2), b"gap"),), Z(2, 3))], "a new epoch not starting at 1"),
+    ([m.Diff(Z(2, 3)), m.Proposal(((Z(3, 1), b"x"),), Z(2, 9))], "a lost frame across an epoch boundary"),
+    ([m.Diff(Z(2, 3)), m.Proposal(((Z(2, 4), b"x"),), Z(2, 3)), m.NewLeader(E, Z(2, 6))],
+     "NEWLEADER after history we never got"),
     ([m.Diff(Z(2, 2))], "a DIFF from a zxid we do not end at"),
-    ([m.Proposal(((Z(2, 4), b"x"),))], "history before the sync head"),
+    ([m.Proposal(((Z(2, 4), b"x"),), Z(2, 3))], "history before the sync head"),
     ([m.Diff(Z(2, 3)), m.Commit(Z(2, 9))], "a COMMIT matching nothing"),
-    ([m.Diff(Z(2, 3)), m.NewLeader(Z(4, 0))], "NEWLEADER for another epoch"),
+    ([m.Diff(Z(2, 3)), m.NewLeader(Z(4, 0), Z(2, 3))], "NEWLEADER for another epoch"),
     ([m.Diff(Z(2, 3)), m.UpToDate(E)], "UPTODATE before NEWLEADER"),
     ([m.Diff(Z(2, 3)), m.Diff(Z(2, 3))], "two sync heads"),
-    ([m.Diff(Z(2, 3)), m.Inform(())], "INFORM to a follower"),
+    ([m.Diff(Z(2, 3)), m.Inform((), Z(2, 3))], "INFORM to a follower"),
     ([m.Diff(Z(2, 3)), m.Revalidate(1, 1)], "a learner-to-leader packet"),
 ])
 def test_protocol_violations_send_the_learner_back_to_looking_with_a_reset(packets, why):
@@ -149,10 +152,10 @@ def test_proposals_between_newleader_and_uptodate_are_acked_after_the_newleader_
     p, _ = learner()
     p.receive(3, m.LeaderInfo(3), 0)
     p.receive(3, m.Diff(Z(2, 3)), 0)
-    p.receive(3, m.Proposal(((Z(2, 4), b"hist"),)), 0)
+    p.receive(3, m.Proposal(((Z(2, 4), b"hist"),), Z(2, 3)), 0)
     p.receive(3, m.Commit(Z(2, 4)), 0)
-    p.receive(3, m.NewLeader(E), 0)
-    p.receive(3, m.Proposal(((Z(3, 1), b"live"),)), 0)
+    p.receive(3, m.NewLeader(E, Z(2, 4)), 0)
+    p.receive(3, m.Proposal(((Z(3, 1), b"live"),), Z(2, 4)), 0)
     p.ready()
     p.persisted(Z(3, 1))
     r = p.ready()
@@ -165,7 +168,7 @@ def test_proposals_between_newleader_and_uptodate_are_acked_after_the_newleader_
 
 def test_broadcast_logs_acks_up_to_the_durable_zxid_and_applies_committed_durable_only():
     p = serving()
-    p.receive(3, m.Proposal(((Z(3, 1), b"a"), (Z(3, 2), b"b"))), 0)
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"), (Z(3, 2), b"b")), Z(2, 3)), 0)
     r = p.ready()
     assert appended(r) == [Z(3, 1), Z(3, 2)] and zab(r) == []
     p.receive(3, m.Commit(Z(3, 2)), 0)            # a COMMIT can beat the local fsync (R1)
@@ -180,11 +183,11 @@ def test_broadcast_logs_acks_up_to_the_durable_zxid_and_applies_committed_durabl
 
 def test_observer_applies_informs_and_refuses_live_proposals():
     p = serving(4)
-    p.receive(3, m.Inform(((Z(3, 1), b"i"),)), 0)
+    p.receive(3, m.Inform(((Z(3, 1), b"i"),), Z(2, 3)), 0)
     p.persisted(Z(3, 1))
     r = p.ready()
     assert r.applies == [(Z(3, 1), b"i")] and zab(r) == []     # observers never ACK
-    p.receive(3, m.Proposal(((Z(3, 2), b"p"),)), 0)
+    p.receive(3, m.Proposal(((Z(3, 2), b"p"),), Z(3, 1)), 0)
     assert p.state == PeerState.LOOKING
 
 
@@ -204,7 +207,7 @@ def test_the_leader_must_be_heard_within_init_limit_then_sync_limit():
 
 def test_packets_from_anyone_but_our_leader_are_ignored():
     p = serving()
-    p.receive(2, m.Proposal(((Z(9, 1), b"x"),)), 0)
+    p.receive(2, m.Proposal(((Z(9, 1), b"x"),), Z(2, 3)), 0)
     assert p.serving and p.ready().writes == []
 
 
@@ -227,7 +230,7 @@ def test_forward_revalidate_and_sync():
     assert zab(p.ready()) == [(3, m.Request(b"w")), (3, m.Revalidate(9, 3000)), (3, m.Sync(5))]
     p.receive(3, m.RevalidateReply(9, False), 0)
     assert p.ready().revalidated == [(9, False)]
-    p.receive(3, m.Proposal(((Z(3, 1), b"a"),)), 0)
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"),), Z(2, 3)), 0)
     p.receive(3, m.Commit(Z(3, 1)), 0)
     p.receive(3, m.SyncReply(5, Z(3, 1)), 0)
     assert p.ready().synced == []           # not applied here yet: the txn is not durable
@@ -239,7 +242,7 @@ def test_forward_revalidate_and_sync():
 def test_leaving_a_role_votes_only_with_the_durable_log():
     """I7: the next election round starts once every Append is durable, advertising it."""
     p = serving()
-    p.receive(3, m.Proposal(((Z(3, 1), b"a"),)), 0)
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"),), Z(2, 3)), 0)
     p.ready()
     p.link_lost(3, 10)
     r = p.ready()
@@ -271,9 +274,9 @@ def test_sync_commits_are_provisional_until_uptodate():
     p, _ = learner(log=HISTORY, current=2)
     p.receive(3, m.LeaderInfo(3), 0)
     p.receive(3, m.Diff(Z(2, 3)), 0)
-    p.receive(3, m.Proposal(((Z(2, 4), b"tail of the dying leader"),)), 0)
+    p.receive(3, m.Proposal(((Z(2, 4), b"tail of the dying leader"),), Z(2, 3)), 0)
     p.receive(3, m.Commit(Z(2, 4)), 0)
-    p.receive(3, m.NewLeader(E), 0)
+    p.receive(3, m.NewLeader(E, Z(2, 4)), 0)
     p.persisted(Z(2, 4))
     p.ready()
     p.link_lost(3, 5)                 # leader 3 dies before its NEWLEADER quorum
@@ -287,7 +290,7 @@ def test_sync_commits_are_provisional_until_uptodate():
 
 def test_a_ping_repairs_a_silently_lost_commit():
     p = serving()
-    p.receive(3, m.Proposal(((Z(3, 1), b"a"),)), 0)
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"),), Z(2, 3)), 0)
     p.persisted(Z(3, 1))
     p.ready()
     p.receive(3, m.Ping(Z(3, 1), (), Z(3, 1)), 0)   # its COMMIT never arrived
@@ -309,3 +312,11 @@ def test_a_lost_uptodate_is_noticed_on_the_next_full_ping():
     assert p.state == PeerState.FOLLOWING
     p.receive(3, m.Ping(E, (), Z(2, 3)), 0)  # a full one: UPTODATE came before it, so it was lost
     assert p.state == PeerState.LOOKING
+
+
+def test_replies_to_requests_of_an_earlier_connection_are_ignored():
+    p = serving()
+    p.receive(3, m.SyncReply(1, Z(2, 3)), 0)          # we never sent Sync(1) in this role
+    p.receive(3, m.RevalidateReply(5, True), 0)       # nor Revalidate(5)
+    r = p.ready()
+    assert r.synced == [] and r.revalidated == [] and p.serving

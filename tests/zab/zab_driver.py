@@ -38,7 +38,8 @@ def fmt_msg(msg) -> str:
     """A compact one-line form of a ZAB packet: zxids in hex, batches as ranges."""
     name = type(msg).__name__.upper()
     if isinstance(msg, (m.Proposal, m.Inform)):
-        return f"{name} {fmt_range([z for z, _ in msg.txns])}" if msg.txns else f"{name} (empty)"
+        body = fmt_range([z for z, _ in msg.txns]) if msg.txns else "(empty)"
+        return f"{name} {body} after {msg.prev_zxid:#x}"
     parts = []
     for field in msg.__dataclass_fields__:
         v = getattr(msg, field)
