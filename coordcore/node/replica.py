@@ -165,27 +165,26 @@ class Replica:
 
     # ------------------------------------------------------------------ outputs
     def ready(self) -> Ready:
-        c = self.consensus.ready()
         out = self._ready
-        if c.reset:
-            out.reset = True
-            out.applied_zxid = c.applied_zxid
-            self._close_all()
-        elif c.applies:
-            self._apply(c.applies)
-        if c.requests or c.touches or c.revalidations or c.revalidated:
-            self._peer_services(c)
-        if c.synced:
-            self._synced(c.synced)
-        writes, messages = c.writes, c.messages
-        if c.state_changed or c.reset:
-            self._role_changed(self._now)
-        if self.consensus.out.writes or self.consensus.out.messages:
-            more = self.consensus.ready()  # what deciding forwarded requests proposed
-            writes += more.writes
-            messages += more.messages
-            if more.applies:
-                self._apply(more.applies)
+        writes, messages = [], []
+        for _ in range(READY_ROUNDS_MAX):
+            c = self.consensus.ready()
+            writes += c.writes
+            messages += c.messages
+            if c.reset:
+                out.reset = True
+                out.applied_zxid = c.applied_zxid
+                self._close_all()
+            elif c.applies:
+                self._apply(c.applies)
+            if c.state_changed or c.reset:
+                self._role_changed(self._now)
+            if not c.reset and (c.requests or c.touches or c.revalidations or c.revalidated):
+                self._peer_services(c)  # (a reset ended the role that was asked)
+            if c.synced:
+                self._synced(c.synced)
+            if self.consensus.out.is_empty():
+                break  # else deciding forwarded requests proposed more: take that too
         self._ready = Ready()
         out.writes, out.messages = writes, messages
         out.serving = self._serving
@@ -451,7 +450,9 @@ class Replica:
             for from_sid, session_id, timeout_ms in c.revalidations:
                 valid = self.accepts_requests(session_id)
                 if valid:
-                    node.sessions.touch(session_id, now, timeout_ms)
+                    # a touch, not a new timeout: the replicated session table keeps the one its
+                    # createSession txn carried, so every member's table stays equal
+                    node.sessions.touch(session_id, now)
                 self.consensus.revalidated(from_sid, session_id, valid)
         for session_id, valid in c.revalidated:
             entry = self._revalidating.pop(session_id, None)
@@ -524,3 +525,4 @@ class Replica:
 
 
 _NOBODY = (None, None)
+READY_ROUNDS_MAX = 4  # consensus Readies folded into one replica Ready (proposals made while handling one)

@@ -30,8 +30,8 @@ def check_detected(monkeypatch, name: str, limit: int, expected: set[str], **kwa
 
 def test_ack_sent_before_fsync(monkeypatch):
     # The follower ACKs a PROPOSAL as soon as it is appended, before the host synced it (R1).
-    mutate(monkeypatch, learner.Learner, "on_proposal", "self._log(msg.txns)",
-           "self._log(msg.txns)\n"
+    mutate(monkeypatch, learner.Learner, "on_proposal", "self._log(msg.txns, msg.prev_zxid)",
+           "self._log(msg.txns, msg.prev_zxid)\n"
            "    if self.is_voter and self.phase >= Phase.WAIT_UPTODATE:\n"
            "        self.peer.send(self.leader_sid, m.Ack(self.history.last_zxid))")
     check_detected(monkeypatch, "ACK before fsync", 10, {"HOST", "ACKQ"})
