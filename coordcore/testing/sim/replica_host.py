@@ -277,32 +277,8 @@ class ReplicaHost(ZabHost):
     def _process(self, r) -> None:
         sim, disk, checker = self.sim, self.disk, self.sim.checker
         self._observe_state()  # a leader may propose in the very Ready that made it serve
-        site = self._pick_site(r)
-        appended = None
-        for i, w in enumerate(r.writes):
-            if site == ("write", i):
-                return self._crash_at(site)
-            if isinstance(w, Append):
-                appended = w.zxid
-            self._write(w)
-        if site is not None and site[0] == "after-writes":
-            return self._crash_at(site)
-        leader_epoch = self.peer.epoch
-        for j, (to, msg) in enumerate(r.messages):
-            if site == ("send", j):
-                return self._crash_at(site)
-            if isinstance(msg, m.Ack):
-                checker.sent_ack(self.sid, msg.zxid, disk)
-            elif isinstance(msg, m.Proposal):
-                for z, t in msg.txns:
-                    checker.sent_proposal(self.sid, z, t, sim.disks, leader_epoch)
-            sim.send(self.sid, to, msg, isinstance(msg, Notification))
-        if site is not None and site[0] == "after-send":
-            return self._crash_at(site)
-        if appended is not None:
-            self._sync_appends(appended, site)
-            if not self.up:
-                return
+        if not self._write_send_sync(r):
+            return
         for kind, conn, a, b in r.deliver:
             self._deliver(kind, conn, a, b)
         if r.expired or r.reaped:

@@ -226,22 +226,26 @@ class ZabHost:
         sim.crash(self.sid, name)
         return True
 
-    def _process(self, r) -> None:
+    def _write_send_sync(self, r) -> bool:
+        """HOST RULES 1-3 for one Ready, with its crash sites; False if the server crashed on the way."""
         sim, disk, checker = self.sim, self.disk, self.sim.checker
         site = self._pick_site(r)
         appended = None
         for i, w in enumerate(r.writes):
             if site == ("write", i):
-                return self._crash_at(site)
+                self._crash_at(site)
+                return False
             if isinstance(w, Append):
                 appended = w.zxid
             self._write(w)
         if site is not None and site[0] == "after-writes":
-            return self._crash_at(site)
+            self._crash_at(site)
+            return False
         leader_epoch = self.peer.epoch
         for j, (to, msg) in enumerate(r.messages):
             if site == ("send", j):
-                return self._crash_at(site)
+                self._crash_at(site)
+                return False
             if isinstance(msg, m.Ack):
                 checker.sent_ack(self.sid, msg.zxid, disk)
             elif isinstance(msg, m.Proposal):
@@ -249,11 +253,18 @@ class ZabHost:
                     checker.sent_proposal(self.sid, z, t, sim.disks, leader_epoch)
             sim.send(self.sid, to, msg, isinstance(msg, Notification))
         if site is not None and site[0] == "after-send":
-            return self._crash_at(site)
+            self._crash_at(site)
+            return False
         if appended is not None:
             self._sync_appends(appended, site)
             if not self.up:
-                return
+                return False
+        return True
+
+    def _process(self, r) -> None:
+        sim, disk, checker = self.sim, self.disk, self.sim.checker
+        if not self._write_send_sync(r):
+            return
         for z, t in r.applies:
             self.applied.append((z, t))
             checker.applied(self.sid, self.applied, disk, sim.disks)
