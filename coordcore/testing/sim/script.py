@@ -28,8 +28,10 @@ back and released later (the one way to reorder a FIFO link: a reconnect), disks
 when the script says), links cut and healed.
 
 This module adds no switch to the code under test: it drives the real QuorumPeer through the step API,
-exactly like the seeded simulator.  It does not model clients beyond "propose on the leader" and
-"forward through a learner".
+exactly like the seeded simulator.  In its default mode (``zab``) the servers are ZabHosts with opaque
+txns and the only clients are "propose on the leader" and "forward through a learner"; with
+``mode="replica"`` they are ReplicaHosts (the real Replica, node and tree over the QuorumPeer) and the
+test drives clients of its own (script_clients.ScriptClient): sessions, writes, reads, watches, sync.
 """
 from __future__ import annotations
 
@@ -38,7 +40,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from coordcore import zxid as zx
+from coordcore.errors import Err
+from coordcore.node.replica import EVENT
 from coordcore.testing.sim.network import FaultProfile
+from coordcore.testing.sim.replica_host import ReplicaHost
 from coordcore.testing.sim.simulator import SimConfig, Simulation
 from coordcore.testing.sim.zab_host import ZabHost
 from coordcore.zab import messages as m
@@ -187,7 +192,7 @@ class ScriptedHost(ZabHost):
         if site is not None and site[0] == "after-sync":
             return self._crash_at(site)
         self.sim.log(f"persisted {self.sid} {zx.fmt(appended)}")
-        self.peer.persisted(appended)
+        self._report_persisted(appended)   # (replica mode tells the Replica, which tells its peer)
         if site is not None and site[0] == "after-persisted":
             return self._crash_at(site)
 
@@ -203,15 +208,16 @@ class Script:
 
     def __init__(self, voters: int = 3, observers: int = 0, *, seed: int = 0, tick_ms: int = 200,
                  init_limit: int = 10, sync_limit: int = 5, start: bool = True,
-                 tolerate: frozenset[str] = frozenset()) -> None:
+                 tolerate: frozenset[str] = frozenset(), mode: str = "zab") -> None:
         cfg = SimConfig(seed=seed, voters=voters, observers=observers, steps=0, tick_ms=tick_ms,
                         init_limit=init_limit, sync_limit=sync_limit, trace=True, link_lost_odds=1.0,
-                        tolerate=tolerate)
+                        tolerate=tolerate, mode=mode)
         self.sim = sim = Simulation(cfg, profile_override=SCRIPTED)
         sim.net.faults_enabled = False
+        self.Host = {"zab": ScriptedHost, "replica": ScriptedReplicaHost}[mode]
         sim.hosts = {sid: self._host(sid) for sid in sim.sids}
         sim.disks = {sid: h.disk for sid, h in sim.hosts.items()}
-        sim.Host = ScriptedHost
+        sim.Host = self.Host
         self.traps: list[Trap] = []
         self.fired: list[Trap] = []
         self.current_trap: Trap | None = None
@@ -226,7 +232,7 @@ class Script:
                 self.start(sid)
 
     def _host(self, sid: int) -> ScriptedHost:
-        host = ScriptedHost(self.sim, sid)
+        host = self.Host(self.sim, sid)
         host.script = self
         return host
 
@@ -314,9 +320,9 @@ class Script:
     def converge(self, max_ms: int = 30_000) -> None:
         """Every server up, one leader, all applied to the same zxid; then the checker's final check
         (equal histories everywhere, every acknowledged write in them)."""
-        self.run_until(lambda: ZabHost.convergence_gap(self.sim) is None, max_ms,
+        self.run_until(lambda: self.Host.convergence_gap(self.sim) is None, max_ms,
                        "convergence")
-        ZabHost.final_check(self.sim)
+        self.Host.final_check(self.sim)
 
     # -- servers
 
@@ -464,5 +470,34 @@ def is_election(msg) -> bool:
     return isinstance(msg, Notification)
 
 
-__all__ = ["Script", "ScriptedHost", "Trap", "NEWLEADER_ACK", "PROPOSAL_ACK", "before_write", "after_write",
-           "before_send", "after_send", "after_sync", "after_persisted", "in_phase", "PeerState"]
+__all__ = ["Script", "ScriptedHost", "ScriptedReplicaHost", "Trap", "NEWLEADER_ACK", "PROPOSAL_ACK",
+           "before_write", "after_write", "before_send", "after_send", "after_sync", "after_persisted", "in_phase", "PeerState"]
+
+
+# ---------------------------------------------------------------- replica mode
+
+class ScriptedReplicaHost(ScriptedHost, ReplicaHost):
+    """``Script(mode="replica")``: a ReplicaHost (the real Replica over a real QuorumPeer over a
+    MemoryStorage) with the scripted traps and fsyncs, whose watch events reach the clients (the seeded
+    simulator only counts them) and whose clients may send ``sync``.  The clients are the test's
+    (script_clients.ScriptClient): nothing acts by chance."""
+
+    def _deliver(self, kind, conn, a, b) -> None:
+        if kind is EVENT and conn.open:
+            self.sim.count("watch_events")
+            conn.client.event(conn, a, b)
+            return
+        super()._deliver(kind, conn, a, b)
+
+    def client_sync(self, conn, token) -> None:
+        """A client's sync (Replica.sync): answered now or once this server caught up."""
+        replica = self.replica
+        if not replica.accepts_requests(conn.session_id):
+            self._reply(conn, token, (int(Err.SESSIONEXPIRED), b""))
+            return
+        replica.touch(conn.session_id, self.sim.now)
+        answer = replica.sync(conn, token)
+        if answer is not None:
+            self.drive()
+            self._reply(conn, token, answer)
+        self.drive()
