@@ -280,7 +280,13 @@ class Replica:
             self._revalidating[req.session_id] = (conn, timeout, sess.passwd)
             self.consensus.revalidate(req.session_id, timeout)
             return Connect.PENDING, timeout
-        node.sessions.touch(req.session_id, now_ms, timeout)
+        if isinstance(self.consensus, Solo):
+            node.sessions.touch(req.session_id, now_ms, timeout)  # standalone: the resume renegotiates it
+        else:
+            # An ensemble's session table is replicated state (snapshots carry it; a new leader expires
+            # by it): a resume on the leader must not change the timeout its createSession txn carried,
+            # as a resume through a learner does not (scenario C4 found the members' tables differing).
+            node.sessions.touch(req.session_id, now_ms)
         self.session_conns[req.session_id] = conn
         return Connect.ESTABLISHED, timeout
 
