@@ -15,7 +15,8 @@ import pytest
 
 from coordcore.errors import Err
 from coordcore.node.replica import Connect
-from coordcore.testing.sim.script import Script, after_send, before_send
+from coordcore.testing.sim.replica_clients import OPEN
+from coordcore.testing.sim.script import Script, before_send
 from coordcore.testing.sim.script_clients import ScriptClient
 from coordcore.tree import txn as T
 from coordcore.wire import proto as P
@@ -89,6 +90,14 @@ def same_history_and_tree_everywhere(s: Script) -> None:
     histories = {sid: s.applied(sid) for sid in s.sim.sids}
     assert len({tuple(h) for h in histories.values()}) == 1
     assert len({s.host(sid).digest() for sid in s.sim.sids}) == 1
+
+
+def txn_of(s: Script, c: ScriptClient, xid: int) -> tuple[int, T.Txn]:
+    """The committed txn that answered client c's request xid."""
+    found = [(z, t) for z, t in ((z, T.decode(b)) for z, b in s.committed())
+             if t.session_id == c.session_id and t.cxid == xid]
+    assert len(found) == 1, f"{c.name} xid {xid}: {found}"
+    return found[0]
 
 
 def closes_of(s: Script, session_id: int) -> list[T.Txn]:
@@ -331,3 +340,190 @@ def test_c4_a_delayed_write_from_the_old_connection_gets_session_moved():
     resume(s, new, f2)
     r = answer(s, old, old.create("/late"))
     assert r.err == Err.SESSIONMOVED
+
+
+# ---------------------------------------------------------------- C5
+
+def _poll_until_seen(s: Script, clients, path: str, value: bytes, max_ms: int = 1_000) -> dict:
+    """Every client reads `path` once a millisecond until a reply shows `value`; returns, per client,
+    the position in its `seen` of the first such reply."""
+    first: dict[ScriptClient, int] = {}
+    end = s.now + max_ms
+    while len(first) < len(clients):
+        assert s.now < end, f"not every client saw {value!r} at {path}: {s.describe()}"
+        for c in clients:
+            if c in first or c.outstanding:
+                continue
+            xid = c.get_data(path)
+            r = c.replies.get(xid)
+            if r is not None and r.err == 0 and r.data() == value:
+                first[c] = len(c.seen) - 1
+        s.settle(1)
+    return first
+
+
+def _events_since(c: ScriptClient, mark: int, path: str) -> list[int]:
+    return [i for i in range(mark, len(c.seen)) if c.seen[i][:1] == ("event",) and c.seen[i][2] == path]
+
+
+@pytest.mark.parametrize("voters", [3, 5])
+def test_c5_a_watch_event_reaches_the_client_before_any_read_reply_showing_the_change(voters):
+    """C5, window: a change propagates (PROPOSAL, COMMIT) while the clients of every member, leader and
+    followers, read the node once a millisecond; then the leader dies, the clients reconnect, set their
+    watches again and a second change goes through the new leader.  Rule: on every member the watch
+    event comes before the first read reply that shows the change (and before the reply to the write
+    that made it, for the writer's own watch), exactly one event per change, before and after the
+    failover."""
+    s = ensemble(voters)
+    lead = s.leader()
+    homes = {f"w{sid}": sid for sid in s.sim.sids}
+    watchers = [session(s, name, sid) for name, sid in homes.items()]
+    writer = next(w for w in watchers if w.conn.sid == s.followers()[0])
+    ok(s, writer, writer.create("/w", b"0"))
+    s.settle(10)
+    for value in (b"1", b"2"):
+        marks = {}
+        for w in watchers:
+            assert ok(s, w, w.get_data("/w", watch=True)).data() != value
+            marks[w] = len(w.seen)
+        xid = writer.set_data("/w", value)
+        first = _poll_until_seen(s, watchers, "/w", value)
+        assert writer.replies[xid].err == 0
+        for w in watchers:
+            events = _events_since(w, marks[w], "/w")
+            assert len(events) == 1, f"{w.name} (on {homes[w.name]}): {w.seen[marks[w]:]}"
+            assert w.seen[events[0]] == ("event", P.EV_DATA_CHANGED, "/w")
+            assert events[0] < first[w], f"{w.name} (on {homes[w.name]}) read {value!r} before its event"
+        own = _events_since(writer, marks[writer], "/w")[0]
+        assert own < writer.seen.index(("reply", xid, 0)), "the writer's event before its write reply"
+        if value == b"1":                                 # the failover between the two changes
+            s.crash(lead)
+            s.elect([sid for sid in s.sim.sids if sid != lead])
+            s.restart(lead)
+            s.elect()
+            for w in watchers:
+                assert w.conn is None, "every member dropped its clients when it stopped serving"
+                resume(s, w, homes[w.name])
+    assert s.leader() != lead
+    same_history_and_tree_everywhere(s)
+
+
+# ---------------------------------------------------------------- C6
+
+def test_c6_sync_then_read_on_a_lagging_follower_returns_what_was_committed_before_the_sync():
+    """C6, window: a write is committed (by the leader and one follower) while everything from the
+    leader to follower f2 is held back; a client of f2 sends sync and, without waiting, a read.
+    Rule: the read behind a sync is answered only once f2 applied everything the leader had committed
+    when the sync reached it, so it returns the write; the sync's own reply comes first.  (A plain read
+    on f2 meanwhile may return the old value: sync is what makes the difference.)"""
+    s = ensemble(3)
+    lead = s.leader()
+    f1, f2 = s.followers()
+    writer = session(s, "writer", f1)
+    reader = session(s, "reader", f2)
+    ok(s, writer, writer.create("/s", b"old"))
+    s.settle(10)
+    s.hold(lambda msg: True, src=lead, dst=f2)
+    committed = ok(s, writer, writer.set_data("/s", b"new"))
+    assert ok(s, reader, reader.get_data("/s")).data() == b"old", "f2 lags (else the scenario proves nothing)"
+    sync = reader.sync("/s")
+    read = reader.get_data("/s")
+    s.settle(3 * TICK)
+    assert sync not in reader.replies and read not in reader.replies, "no answer while f2 is behind"
+    s.release()
+    r = answer(s, reader, read)
+    assert r.data() == b"new"
+    assert reader.replies[sync].err == 0 and reader.replies[sync].zxid >= committed.zxid
+    assert reader.seen.index(("reply", sync, 0)) < reader.seen.index(("reply", read, 0))
+    same_history_and_tree_everywhere(s)
+
+
+def test_c6_sync_on_a_follower_is_answered_after_every_write_committed_before_it():
+    """C6 on 5 voters, window: several writes from another member's client are committed, the last one
+    just before a follower's client syncs (that follower has not seen the COMMITs yet).  Rule: the reply
+    to the sync and a read behind it show every one of them."""
+    s = ensemble(5)
+    lead = s.leader()
+    f1, *_, f4 = s.followers()
+    writer = session(s, "writer", f1)
+    reader = session(s, "reader", f4)
+    s.hold(lambda msg: isinstance(msg, m.Commit), src=lead, dst=f4)
+    last = None
+    for i in range(5):
+        last = ok(s, writer, writer.create(f"/n{i}", b"%d" % i))
+    assert node(s, f4, "/n4") is None
+    sync = reader.sync("/")
+    read = reader.get_data("/n4")
+    s.release()
+    assert answer(s, reader, read).data() == b"4"
+    assert reader.replies[sync].zxid >= last.zxid
+    same_history_and_tree_everywhere(s)
+
+
+# ---------------------------------------------------------------- C7
+
+def test_c7_a_read_after_a_write_on_a_follower_waits_for_that_write_and_no_later_one():
+    """C7, window: a client of a follower pipelines write v2, read, write v3, read while the leader's
+    answers to that follower are held back.  Rule (per-session FIFO): each read waits for the write
+    before it and sees exactly that write -- v2, then v3 -- and replies come in the order sent; a read
+    of another session on the same follower is not held up and still sees v1."""
+    s = ensemble(3)
+    lead = s.leader()
+    f1, _ = s.followers()
+    c = session(s, "fifo", f1)
+    other = session(s, "other", f1)
+    ok(s, c, c.create("/f", b"v1"))
+    s.hold(lambda msg: True, src=lead, dst=f1)
+    xids = [c.set_data("/f", b"v2"), c.get_data("/f"), c.set_data("/f", b"v3"), c.get_data("/f")]
+    s.settle(5)
+    assert not any(x in c.replies for x in xids), "the read waits behind the write in flight"
+    assert ok(s, other, other.get_data("/f")).data() == b"v1", "another session's read is not held up"
+    s.release()
+    answer(s, c, xids[-1])
+    assert [c.replies[x].err for x in xids] == [0, 0, 0, 0]
+    assert c.replies[xids[1]].data() == b"v2" and c.replies[xids[3]].data() == b"v3"
+    assert [e[1] for e in c.seen if e[0] == "reply"][-4:] == xids
+    same_history_and_tree_everywhere(s)
+
+
+# ---------------------------------------------------------------- B10
+
+def test_b10_failed_writes_and_failed_multis_consume_zxids_and_replicate_identically():
+    """B10, window: clients of the leader and of a follower send writes that fail -- create of an
+    existing node (NODEEXISTS), setData and delete with a stale version (BADVERSION), delete of a
+    missing node (NONODE), a multi whose second op fails -- between writes that succeed; then a
+    follower crashes, misses some, restarts and catches up.  Rule: every one of them is a txn of its
+    own (ZooKeeper logs an error txn, so each consumes a zxid and answers in order with the zxid it
+    got), a failed multi changes nothing (not even its ops that would have succeeded), and every
+    member ends with the same history and the same tree."""
+    s = ensemble(3)
+    lead = s.leader()
+    f1, f2 = s.followers()
+    on_leader, on_follower = session(s, "l", lead), session(s, "f", f1)
+    ok(s, on_leader, on_leader.create("/b", b"x"))
+    failing = [
+        (on_follower, on_follower.create("/b", b"again"), Err.NODEEXISTS),
+        (on_leader, on_leader.set_data("/b", b"y", version=7), Err.BADVERSION),
+        (on_follower, on_follower.delete("/b", version=3), Err.BADVERSION),
+        (on_leader, on_leader.delete("/missing"), Err.NONODE),
+    ]
+    for c, xid, err in failing:
+        assert answer(s, c, xid).err == err, f"{c.name} xid {xid}"
+    multi = on_follower.request(P.MULTI, P.Multi([(P.CREATE, P.Create("/m", b"", OPEN, 0, -1)),
+                                                  (P.CREATE, P.Create("/b", b"", OPEN, 0, -1))]))
+    answer(s, on_follower, multi)
+    txns = [txn_of(s, c, x) for c, x, _ in failing] + [txn_of(s, on_follower, multi)]
+    zxids = sorted(z for z, _ in txns)   # (the leader's own requests get theirs before the forwarded ones)
+    assert zxids == list(range(zxids[0], zxids[0] + 5)), "each failed write took a zxid of its own"
+    assert [t.type for _, t in txns] == [T.T_ERROR] * 4 + [T.T_MULTI]
+    assert [t.body[0] for _, t in txns[:4]] == [err for _, _, err in failing]
+    assert on_all(s, "/m") == {1: False, 2: False, 3: False}, "a failed multi changes nothing"
+    s.crash(f2)
+    assert answer(s, on_leader, on_leader.create("/b", b"")).err == Err.NODEEXISTS   # while f2 is down
+    s.restart(f2)
+    s.elect()
+    ok(s, on_follower, on_follower.set_data("/b", b"z", version=0))
+    same_history_and_tree_everywhere(s)
+    errors = [t for t in committed_txns(s) if t.type == T.T_ERROR]
+    assert len(errors) == 5, [(t.cxid, t.body) for t in errors]
+    assert node(s, f2, "/b").data == b"z"
