@@ -470,10 +470,6 @@ def is_election(msg) -> bool:
     return isinstance(msg, Notification)
 
 
-__all__ = ["Script", "ScriptedHost", "ScriptedReplicaHost", "Trap", "NEWLEADER_ACK", "PROPOSAL_ACK",
-           "before_write", "after_write", "before_send", "after_send", "after_sync", "after_persisted", "in_phase", "PeerState"]
-
-
 # ---------------------------------------------------------------- replica mode
 
 class ScriptedReplicaHost(ScriptedHost, ReplicaHost):
@@ -501,3 +497,8 @@ class ScriptedReplicaHost(ScriptedHost, ReplicaHost):
             self.drive()
             self._reply(conn, token, answer)
         self.drive()
+
+
+__all__ = ["Script", "ScriptedHost", "ScriptedReplicaHost", "Trap", "NEWLEADER_ACK", "PROPOSAL_ACK",
+           "before_write", "after_write", "before_send", "after_send", "after_sync", "after_persisted",
+           "in_phase", "PeerState"]
