@@ -208,3 +208,19 @@ def test_a_member_that_stops_serving_drops_every_client():
     assert {c for k, c, _, _ in ready.deliver if k is DROP} == {conn, waiting}
     assert r.connect(Conn(), P.ConnectRequest(0, 0, 1000, 0, b"\0" * 16, False, True), b"p" * 16,
                      T0)[0] is Connect.REFUSED
+
+
+def test_a_session_resumed_on_the_leader_keeps_the_timeout_every_member_replicated():
+    # The session table is replicated (snapshots carry it; a new leader expires by it): a resume on the
+    # leader asking another timeout must not change it there only (tests/sim scenario C4 found that).
+    r, peer = member(leading=True, sid=1)
+    sid = 0x0200000000000005
+    peer.out.requests.append((2, F.encode_session(sid, 1000, b"s" * 16)))
+    r.ready()
+    peer.out.applies.append(peer.proposed[0])
+    r.ready()
+    resumed = P.ConnectRequest(0, 0, 2000, sid, b"s" * 16, False, True)
+    assert r.connect(Conn(), resumed, b"q" * 16, T0 + 500)[0] is Connect.ESTABLISHED
+    sess = r.node.sessions.get(sid)
+    assert sess.timeout_ms == 1000
+    assert sess.expires_ms >= T0 + 500 + 1000  # the resume still counts as the session being alive
