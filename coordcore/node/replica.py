@@ -276,17 +276,18 @@ class Replica:
         sess = node.sessions.get(req.session_id)
         if sess is None or sess.closing or sess.passwd != req.passwd:
             return Connect.INVALID, 0
+        if not isinstance(self.consensus, Solo):
+            # An ensemble's session table is replicated state (snapshots carry it; a new leader expires
+            # by it), so a resume does not renegotiate the timeout its createSession txn carried: the
+            # client is told that one, the one it is expired by, and no member's table changes alone.
+            # (Scenario C4 found both: a resume on the leader changed only the leader's table, and a
+            # client told the timeout it asked for pinged too rarely for the one it had.)
+            timeout = sess.timeout_ms
         if self.proposer is None:  # a learner: the leader decides whether the session still lives
             self._revalidating[req.session_id] = (conn, timeout, sess.passwd)
             self.consensus.revalidate(req.session_id, timeout)
             return Connect.PENDING, timeout
-        if isinstance(self.consensus, Solo):
-            node.sessions.touch(req.session_id, now_ms, timeout)  # standalone: the resume renegotiates it
-        else:
-            # An ensemble's session table is replicated state (snapshots carry it; a new leader expires
-            # by it): a resume on the leader must not change the timeout its createSession txn carried,
-            # as a resume through a learner does not (scenario C4 found the members' tables differing).
-            node.sessions.touch(req.session_id, now_ms)
+        node.sessions.touch(req.session_id, now_ms, timeout)  # (standalone: the resume renegotiates it)
         self.session_conns[req.session_id] = conn
         return Connect.ESTABLISHED, timeout
 
