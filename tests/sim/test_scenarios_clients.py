@@ -23,6 +23,7 @@ from coordcore.wire import proto as P
 from coordcore.zab import messages as m
 
 TICK = 200                  # Script's tick_ms
+MIN = 2 * TICK              # the shortest the replicas grant (ReplicaHost's MIN_SESSION_TIMEOUT_TICKS)
 SHORT = 10 * TICK           # a session timeout the scenarios let run out
 LONG = 20 * TICK            # the longest the replicas grant (ReplicaHost's MAX_SESSION_TIMEOUT_TICKS)
 EPHEMERAL = 1
@@ -324,6 +325,27 @@ def test_c4_resuming_on_the_leader_with_another_timeout_keeps_every_members_sess
     s.settle(10)                         # every member applied it: their digests were compared (TREE)
     tables = {sid: s.host(sid).replica.node.sessions.get(c.session_id).timeout_ms for sid in s.sim.sids}
     assert tables == {1: SHORT, 2: SHORT, 3: SHORT}
+    same_history_and_tree_everywhere(s)
+
+
+@pytest.mark.parametrize("where", ["leader", "follower"])
+def test_c4_a_resumed_session_is_told_the_timeout_it_is_expired_by(where):
+    """C4 (found by this scenario), window: a session created with the shortest timeout resumes on
+    another member asking for the longest.  Rule: the handshake answer is the timeout the session is
+    expired by -- the one its createSession txn replicated, since a resume does not renegotiate it in
+    an ensemble -- so a client that pings at a third of what it was told keeps its session."""
+    s = ensemble(3)
+    f1, f2 = s.followers()
+    c = session(s, "mover", f1, MIN)
+    c.timeout_ms = LONG
+    resume(s, c, s.leader() if where == "leader" else f2)
+    told = c.negotiated_ms
+    end = s.now + 3 * told
+    while s.now < end:
+        c.ping()
+        s.settle(told // 3)
+    assert ok(s, c, c.exists("/")), "the session outlived what it was told"
+    assert told == MIN
     same_history_and_tree_everywhere(s)
 
 

@@ -46,7 +46,8 @@ class ScriptClient:
         self.name = name
         self.sim.client_seq += 1
         self.ip = f"10.1.0.{self.sim.client_seq}"
-        self.timeout_ms = timeout_ms
+        self.timeout_ms = timeout_ms   # what it asks for in a handshake
+        self.negotiated_ms = 0         # what the server answered it has (a real client pings at a third)
         self.session_id = 0
         self.passwd = NO_PASSWD
         self.last_zxid = 0
@@ -69,7 +70,7 @@ class ScriptClient:
         self.conn = conn
         req = P.ConnectRequest(0, self.last_zxid, self.timeout_ms, self.session_id, self.passwd, False, True)
         host = self.script.host(sid)
-        decision, _ = host.client_connect(self, conn, req, sim.rng.randbytes(16))
+        decision, timeout_ms = host.client_connect(self, conn, req, sim.rng.randbytes(16))
         sim.log(f"client {self.name} connect -> {sid} session={self.session_id:#x} "
                 f"last_zxid={zx.fmt(self.last_zxid)}: {decision.name}")
         if decision is Connect.REFUSED:
@@ -82,6 +83,7 @@ class ScriptClient:
         elif decision is Connect.ESTABLISHED:
             conn.waiting = False
             conn.session_id = self.session_id
+            self.negotiated_ms = timeout_ms
         return decision
 
     @property
@@ -145,6 +147,7 @@ class ScriptClient:
             raise Violation("REPLICA", f"client {self.name} resumed {self.session_id:#x} but got {session_id:#x}")
         self.session_id = conn.session_id = session_id
         self.passwd = passwd
+        self.negotiated_ms = timeout_ms
         conn.waiting = False
         self.seen.append(("session", session_id))
 
