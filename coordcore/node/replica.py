@@ -253,7 +253,9 @@ class Replica:
 
     # ------------------------------------------------------------------ inputs: clients
     def connect(self, conn, req: P.ConnectRequest, passwd: bytes, now_ms: int):
-        """Judge a handshake.  Returns (Connect, timeout ms); `passwd` is fresh randomness for a new session."""
+        """Judge a handshake.  Returns (Connect, timeout ms); `passwd` is fresh randomness for a new session.
+        The timeout is the one asked for, clamped to the limits; an ensemble member resuming a session
+        answers the session's own (replicated) timeout instead, since a resume does not renegotiate it."""
         self._now = now_ms
         node = self.node
         if not self._serving or req.last_zxid_seen > node.committed.last_zxid:
