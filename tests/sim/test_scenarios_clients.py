@@ -173,9 +173,10 @@ def _c2_owner_with_ephemeral(s: Script, f1: int) -> ScriptClient:
     return owner
 
 
-def _c2_after_the_crash(s: Script, lead: int, owner: ScriptClient, survives: bool) -> None:
+def _c2_after_the_crash(s: Script, lead: int, owner: ScriptClient, survives: bool) -> int:
+    """Elect a new leader, restart the old one; check agreement.  Returns the new leader."""
     f1, f2 = [sid for sid in s.sim.sids if sid != lead]
-    s.elect([f1, f2])
+    new_lead = s.elect([f1, f2])
     s.restart(lead)
     s.elect()
     s.settle(5 * TICK)  # less than the session's timeout: no expiry decides the question meanwhile
@@ -185,6 +186,7 @@ def _c2_after_the_crash(s: Script, lead: int, owner: ScriptClient, survives: boo
     assert set(alive.values()) == {not survives}, f"session tables disagree: {alive}"
     assert len(closes_of(s, owner.session_id)) == (1 if survives else 0)
     same_history_and_tree_everywhere(s)
+    return new_lead
 
 
 def test_c2_leader_crash_before_its_close_session_proposal_leaves_keeps_the_ephemeral_everywhere():
@@ -228,7 +230,7 @@ def test_c2_leader_crash_after_one_follower_logged_its_close_session_removes_the
     s.crash(lead)
     s.drop_held()
     s.fsync(lead)
-    _c2_after_the_crash(s, lead, owner, survives=True)
+    assert _c2_after_the_crash(s, lead, owner, survives=True) == f1, "the longer history leads"
     assert owner.connect(f1) is Connect.INVALID, "the closed session cannot be resumed"
 
 
@@ -272,7 +274,8 @@ def _second_handle(s: Script, c: ScriptClient, name: str) -> ScriptClient:
 def test_c4_a_session_resumed_on_the_same_member_drops_its_old_connection(where):
     """C4 (the part that is implemented), window: a session's connection is still open on a member
     when the client reconnects to that same member.  Rule: the member drops the old connection at once
-    (ZooKeeper's NIOServerCnxn replacement), so it can send nothing more under the session; the new one
+    (ZooKeeper's processConnectRequest closes the session's other connection on that server), so it
+    can send nothing more under the session; the new one
     serves reads and writes."""
     s = ensemble(3)
     sid = s.leader() if where == "leader" else s.followers()[0]
