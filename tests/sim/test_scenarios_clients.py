@@ -275,8 +275,7 @@ def test_c4_a_session_resumed_on_the_same_member_drops_its_old_connection(where)
     """C4 (the part that is implemented), window: a session's connection is still open on a member
     when the client reconnects to that same member.  Rule: the member drops the old connection at once
     (ZooKeeper's processConnectRequest closes the session's other connection on that server), so it
-    can send nothing more under the session; the new one
-    serves reads and writes."""
+    can send nothing more under the session; the new one serves reads and writes."""
     s = ensemble(3)
     sid = s.leader() if where == "leader" else s.followers()[0]
     old = session(s, "old", sid)
