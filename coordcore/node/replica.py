@@ -166,6 +166,8 @@ class Replica:
     # ------------------------------------------------------------------ outputs
     def ready(self) -> Ready:
         out = self._ready
+        if not out and self.consensus.out.is_empty():
+            return out  # nothing happened: no need to make new lists (the host asks after every input)
         writes, messages = [], []
         for _ in range(READY_ROUNDS_MAX):
             c = self.consensus.ready()
@@ -305,14 +307,21 @@ class Replica:
             self._parked[conn].append((self.submit, p))
             return
         op = p.op
-        if self.proposer is not None:
-            txn = self.proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
-            self._propose(txn, conn, p)
+        proposer = self.proposer
+        if proposer is not None:
+            txn = proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
+            zxid = self.consensus.propose(T.encode(txn))
+            assert zxid == txn.zxid, "the proposer and the consensus core disagree on the next zxid"
+            self._inflight.append((txn, conn, p))
         else:
             self.consensus.forward(F.encode_write(conn.session_id, p.xid, op, p.req, conn.auth))
             self._forwarded[(conn.session_id, p.xid)] = (conn, p)
-        self._enqueue(conn, p)
-        if op == P.CLOSE_SESSION:
+        q = self._queues.get(conn)
+        if q is None:
+            self._queues[conn] = deque((p,))
+        else:
+            q.append(p)
+        if op == _CLOSE_SESSION:
             sess = self.node.sessions.sessions.get(conn.session_id)
             if sess is not None:
                 sess.closing = True
@@ -489,41 +498,47 @@ class Replica:
                 conn, token = forwarded.pop((txn.session_id, txn.cxid), _NOBODY) if forwarded else _NOBODY
             result = apply(txn)
             t = txn.type
-            if t == T.T_CLOSE_SESSION:
-                bound = self.session_conns.pop(txn.session_id, None)
-                if bound is not None and bound is not conn:
-                    deliver.append((CLOSE, bound, None, None))
-            elif t == T.T_CREATE_SESSION and self._new_sessions:
-                waiting = self._new_sessions.pop(txn.session_id, None)
-                if waiting is not None:  # (else its connection closed meanwhile, or it is not ours)
-                    del self._creating[waiting]
-                    self.session_conns[txn.session_id] = waiting
-                    deliver.append((SESSION, waiting, txn.session_id, txn.body))
+            if t < 0 and t != _T_ERROR:
+                self._session_txn_applied(txn, conn)
             if conn is None:
                 continue
             q = queues.get(conn)
-            if q is not None and q[0] is not token:
+            if q is None or q[0] is not token:
                 # An earlier request of this connection never became a txn: a learner's forward was
                 # lost with a broken link to the leader that the peer has not noticed yet.  Answering
                 # this one would reorder the connection's replies, so close it instead: the client
                 # sees a connection loss for everything in flight, which is what ZooKeeper gives.
                 # (Found by the simulator: coordcore sim --mode replica --seed 78 --voters 5
-                # --tolerate I6-SYNC --link-lost-odds 1 answered xid 7 before xids 5 and 6.)
-                self._abandon(conn)
+                # --link-lost-odds 1 answered xid 7 before xids 5 and 6.)
+                if q is not None:
+                    self._abandon(conn)
                 continue
             deliver.append((REPLY, conn, token, reply_body(token.op, token.req, txn, result)))
-            if t == T.T_CLOSE_SESSION:
+            if t == _T_CLOSE_SESSION:
                 deliver.append((CLOSE, conn, None, None))
-            if q is not None:
-                q.popleft()  # this write; the reads sent after it see the tree as it is now
+            q.popleft()  # this write; the reads sent after it see the tree as it is now
+            if q:
                 while q and not q[0].is_write:
                     r = q.popleft()
                     deliver.append((REPLY, conn, r, read(r.op, r.req, conn)))
-                if not q:
-                    del queues[conn]
+            if not q:
+                del queues[conn]
         if self.proposer is not None:
             self.proposer.applied(applies[-1][0])
 
+    def _session_txn_applied(self, txn: T.Txn, conn) -> None:
+        """A createSession or closeSession applied: bind the new session, or close what was bound to it."""
+        deliver = self._ready.deliver
+        if txn.type == _T_CLOSE_SESSION:
+            bound = self.session_conns.pop(txn.session_id, None)
+            if bound is not None and bound is not conn:
+                deliver.append((CLOSE, bound, None, None))
+        elif self._new_sessions:
+            waiting = self._new_sessions.pop(txn.session_id, None)
+            if waiting is not None:  # (else its connection closed meanwhile, or it is not ours)
+                del self._creating[waiting]
+                self.session_conns[txn.session_id] = waiting
+                deliver.append((SESSION, waiting, txn.session_id, txn.body))
 
     def _abandon(self, conn) -> None:
         """Drop a connection whose replies can no longer come in order; forget what it has in flight."""
@@ -534,4 +549,5 @@ class Replica:
 
 
 _NOBODY = (None, None)
+_T_ERROR, _T_CLOSE_SESSION, _CLOSE_SESSION = T.T_ERROR, T.T_CLOSE_SESSION, P.CLOSE_SESSION
 READY_ROUNDS_MAX = 4  # consensus Readies folded into one replica Ready (proposals made while handling one)

@@ -17,6 +17,8 @@ from collections import deque
 from coordcore.zab.election import PeerState
 from coordcore.zab.ready import Append, Ready
 
+_new_append = tuple.__new__
+
 
 class Solo:
     serving = True
@@ -35,15 +37,19 @@ class Solo:
 
     def propose(self, txn: bytes) -> int:
         self.last_zxid = zxid = self.last_zxid + 1
-        self.out.writes.append(Append(zxid, txn))
-        self._logged.append((zxid, txn))
+        # Append((zxid, txn)) without the named tuple's Python-level __new__: this runs once per write
+        self.out.writes.append(_new_append(Append, (zxid, txn)))
         return zxid
 
     def persisted(self, zxid: int) -> None:
         """Every Append through `zxid` is durable: a quorum of one, so they commit."""
         logged, applies = self._logged, self.out.applies
-        while logged and logged[0][0] <= zxid:
-            applies.append(logged.popleft())
+        if logged and logged[-1][0] <= zxid:
+            applies.extend(logged)  # the usual case: the host synced everything it was handed
+            logged.clear()
+        else:
+            while logged and logged[0][0] <= zxid:
+                applies.append(logged.popleft())
         if applies:
             self.applied_zxid = applies[-1][0]
 
@@ -52,5 +58,7 @@ class Solo:
 
     def ready(self) -> Ready:
         out, self.out = self.out, Ready()
+        if out.writes:
+            self._logged.extend(out.writes)  # an Append is a (zxid, txn) pair: what applies hand out
         out.applied_zxid = self.applied_zxid
         return out
