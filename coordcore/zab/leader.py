@@ -22,8 +22,9 @@ from snapshot_provider().  Never a DIFF on top of a tail we do not have.
 
 Timeouts (section 8, all from now_ms): each discovery/sync wait must finish within initLimit ticks or we
 abdicate; in BROADCAST, every tick, the voters that sent anything within syncLimit ticks plus us must
-be a quorum, else we abdicate; a voter that has not ACKed the oldest outstanding proposal within
-syncLimit ticks is dropped (it times out and rejoins); PING every tick/2; abdicate before the zxid
+be a quorum, else we abdicate; a synced voter that has not ACKed the oldest proposal we sent IT within
+syncLimit ticks is dropped, even if that proposal has meanwhile committed on the others' ACKs (it stops
+getting PINGs, times out and rejoins through a new sync); PING every tick/2; abdicate before the zxid
 counter would reach 0xffffffff (ZOOKEEPER-1277).
 
 Bad input from one learner (ProtocolError) drops that learner only; it never ends the leadership.
@@ -31,7 +32,8 @@ This module does no I/O; it writes through the peer's Ready.
 """
 
 import enum
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import coordcore.zxid as zx
 from coordcore.errors import ProtocolError
@@ -74,6 +76,11 @@ class LearnerHandle:
     current_epoch: int = -1
     acked_zxid: int = 0
     sync_end_zxid: int = 0  # the last zxid of the history we sent it before NEWLEADER
+    synced_ms: int = 0      # when its NEWLEADER ACK arrived: its syncLimit clock starts no earlier
+    # Voters only: the live PROPOSAL frames sent to it and not yet wholly ACKed, oldest first, as
+    # (last zxid of the frame, ms it was sent).  The head's time is when its oldest un-ACKed proposal
+    # went out (a frame goes out at once).  Bounded: a head older than syncLimit gets the voter dropped.
+    unacked: deque = field(default_factory=deque)
 
 
 class Leader(Role):
@@ -93,7 +100,7 @@ class Leader(Role):
         self.last_proposed = 0
         self.batch: list[tuple[int, bytes]] = []
         self.batch_prev = 0  # the zxid just before the batch
-        self.proposed_at: dict[int, int] = {}            # outstanding zxid -> ms (syncLimit check)
+        self.batch_ms = 0    # when the batch's first proposal was made: the frame's send time
         self.pending_syncs: list[tuple[int, int, int]] = []  # (zxid, sid, token)
         self.serving = False
         self._handlers = {
@@ -237,7 +244,13 @@ class Leader(Role):
         # "Up to": every txn <= zxid is durable there.  Also accepted before the NEWLEADER ACK
         # (ZOOKEEPER-4394/-4685); unknown zxids beyond our log are clipped.
         h.acked_zxid = max(h.acked_zxid, min(msg.zxid, self.history.last_zxid))
+        self._forget_acked(h)
         self._try_commit()
+
+    @staticmethod
+    def _forget_acked(h: LearnerHandle) -> None:
+        while h.unacked and h.unacked[0][0] <= h.acked_zxid:
+            h.unacked.popleft()
 
     def _on_newleader_ack(self, h: LearnerHandle, zxid: int, now_ms: int) -> None:
         if h.stage >= Stage.SYNCED:
@@ -246,10 +259,12 @@ class Leader(Role):
             raise ProtocolError(f"unexpected NEWLEADER ACK {zx.fmt(zxid)} from {h.sid}")
         h.stage = Stage.SYNCED
         h.deadline_ms = now_ms + self.peer.sync_limit * self.peer.tick_ms
+        h.synced_ms = now_ms
         # It ACKs NEWLEADER only once everything sent before it is durable (6.2 step 3), so this also
         # acknowledges the outstanding proposals of its sync history.
         if h.is_voter:
             h.acked_zxid = max(h.acked_zxid, h.sync_end_zxid)
+            self._forget_acked(h)
         if self.phase == Phase.SYNC:
             self._try_activate(now_ms)
         elif self.phase == Phase.BROADCAST:
@@ -287,11 +302,11 @@ class Leader(Role):
         self.next_counter += 1
         if not self.batch:
             self.batch_prev = self.history.last_zxid
+            self.batch_ms = now_ms
         self.history.append(zxid, txn)
         self.peer.write(Append(zxid, txn))  # our own ACK waits for persisted() (R1)
         self.batch.append((zxid, txn))
         self.last_proposed = zxid
-        self.proposed_at[zxid] = now_ms
         return zxid
 
     def check_rollover(self) -> None:
@@ -303,10 +318,13 @@ class Leader(Role):
         if not self.batch:
             return
         frame = m.Proposal(tuple(self.batch), self.batch_prev)
+        sent = (self.batch[-1][0], self.batch_ms)
         self.batch = []
         for h in self.handles.values():
             if h.is_voter and h.stage >= Stage.SYNCING:
                 self.peer.send(h.sid, frame)
+                if sent[0] > h.acked_zxid:  # (an ACK cannot beat its frame, but a test can feed one)
+                    h.unacked.append(sent)
 
     def on_persisted(self, now_ms: int) -> None:
         self._try_commit()
@@ -338,8 +356,6 @@ class Leader(Role):
             else:
                 informed = informed or m.Inform(tuple(self.history.after(old, new)), old)
                 self._send(h.sid, informed)
-        for z in [z for z in self.proposed_at if z <= new]:
-            del self.proposed_at[z]
         self._release_syncs()
 
     # ================================================================ requests, sessions, sync
@@ -408,14 +424,15 @@ class Leader(Role):
                 self._drop(h.sid)
 
     def _check_sync_limit(self, now_ms: int) -> None:
-        if not self.proposed_at:
-            return
-        oldest = min(self.proposed_at)
-        if now_ms - self.proposed_at[oldest] <= self.peer.sync_limit * self.peer.tick_ms:
-            return
-        # Java's SyncLimitCheck: a voter that has not ACKed it in syncLimit ticks is shut down.
+        # Java's per-LearnerHandler SyncLimitCheck: a learner must ACK the oldest proposal sent to it
+        # within syncLimit ticks, whether or not the others' ACKs have committed it meanwhile (a voter
+        # whose fsync stalls would otherwise fall ever further behind while counting as alive, since
+        # its PINGs keep coming).  Observers are never sent PROPOSALs, so they never have any.  The
+        # clock starts at the NEWLEADER ACK at the earliest: before it the learner may be busy with a
+        # long sync, which the handshake's own deadline bounds.
+        limit = self.peer.sync_limit * self.peer.tick_ms
         for h in list(self.handles.values()):
-            if h.is_voter and h.stage >= Stage.SYNCED and h.acked_zxid < oldest:
+            if h.stage >= Stage.SYNCED and h.unacked and now_ms - max(h.unacked[0][1], h.synced_ms) > limit:
                 self._drop(h.sid)
 
     def link_lost(self, sid: int, now_ms: int) -> None:

@@ -354,3 +354,77 @@ def test_pings_carry_the_committed_zxid_in_broadcast():
     p.ready()
     p.tick(TICK_MS // 2)
     assert (1, m.Ping(z, (), z)) in zab(p.ready())
+
+
+def _ping_and_tick(p, sids, start_ms, end_ms):
+    """Every half tick from start_ms to end_ms: each of `sids` pings (so it is alive), then the leader ticks."""
+    for t in range(start_ms, end_ms + 1, TICK_MS // 2):
+        for sid in sids:
+            p.receive(sid, m.Ping(0), t)
+        p.tick(t)
+    p.ready()
+
+
+def test_a_voter_is_dropped_for_its_own_missing_ack_even_after_the_proposal_committed():
+    """Java's per-LearnerHandler SyncLimitCheck: the clock runs per learner, from when we sent it the
+    oldest proposal it has not ACKed; the others committing that proposal does not stop it.  The
+    drop leaves leader + 1 of 3, still a quorum; an observer, which ACKs no proposal, stays."""
+    p = broadcasting(observers=(4,), followers=(1, 2))
+    p.receive(4, m.ObserverInfo(4, 2), 0)
+    p.receive(4, m.AckEpoch(Z(2, 3), 2), 0)
+    p.receive(4, m.Ack(Z(3, 0)), 0)
+    z = p.propose(b"x")
+    p.persisted(z)
+    p.receive(1, m.Ack(z), 0)
+    assert (1, m.Commit(z)) in zab(p.ready())          # committed without 2
+    limit = SYNC_LIMIT * TICK_MS
+    _ping_and_tick(p, (1, 2, 4), TICK_MS // 2, limit)
+    p.propose(b"y")
+    assert {to for to, x in zab(p.ready())} == {1, 2}   # not yet: exactly syncLimit has passed
+    p.receive(1, m.Ack(Z(3, 2)), limit)
+    _ping_and_tick(p, (1, 2, 4), limit + TICK_MS // 2, limit + TICK_MS)
+    p.propose(b"z")
+    assert {to for to, x in zab(p.ready())} == {1}      # 2 dropped: no PROPOSAL, and no PING below
+    p.tick(limit + 3 * TICK_MS // 2)
+    assert {to for to, x in zab(p.ready()) if isinstance(x, m.Ping)} == {1, 4}
+    assert p.state == PeerState.LEADING
+
+
+def test_an_ack_of_the_oldest_proposal_restarts_the_clock_at_the_next_one():
+    p = broadcasting(followers=(1, 2))
+    limit = SYNC_LIMIT * TICK_MS
+    z1 = p.propose(b"a")                                # sent at 0
+    p.ready()
+    _ping_and_tick(p, (1, 2), TICK_MS // 2, 3 * TICK_MS)
+    p.propose(b"b")                                     # sent at 3 ticks
+    p.ready()
+    for sid in (1, 2):
+        p.receive(sid, m.Ack(z1), 4 * TICK_MS)          # z1 ACKed within syncLimit; z2 never
+    _ping_and_tick(p, (1, 2), 4 * TICK_MS, 3 * TICK_MS + limit)
+    assert p.state == PeerState.LEADING                 # z2's clock started at 3 ticks, not at 0
+    _ping_and_tick(p, (1, 2), 3 * TICK_MS + limit + TICK_MS // 2, 4 * TICK_MS + limit)
+    assert p.state == PeerState.LOOKING                 # both dropped, and the leader's quorum with them
+
+
+def test_the_sync_limit_clock_of_a_late_learner_starts_at_its_newleader_ack():
+    """Frames forwarded to a learner still syncing wait for its NEWLEADER ACK (bounded by the handshake
+    deadline), so a long sync does not get it dropped the moment it finishes."""
+    p = broadcasting(followers=(1,))
+    limit = SYNC_LIMIT * TICK_MS
+    p.receive(2, m.FollowerInfo(2, 2), 0)
+    p.receive(2, m.AckEpoch(Z(2, 3), 2), 0)            # SYNCING: live frames go to it from now on
+    z = p.propose(b"x")                                 # forwarded to 1 and 2 at 0
+    p.persisted(z)
+    p.receive(1, m.Ack(z), 0)
+    p.ready()
+    joined = 4 * TICK_MS
+    _ping_and_tick(p, (1,), TICK_MS // 2, joined - TICK_MS // 2)
+    p.receive(2, m.Ack(Z(3, 0)), joined)                # its NEWLEADER ACK; it has not ACKed z yet
+    _ping_and_tick(p, (1, 2), joined, joined + limit)   # 9 ticks after z went out, 5 after its sync
+    p.tick(joined + limit + TICK_MS // 2)
+    assert {to for to, x in zab(p.ready()) if isinstance(x, m.Ping)} == {1, 2}
+    p.tick(joined + limit + TICK_MS)                    # the next check: 2 is dropped ...
+    p.ready()
+    p.tick(joined + limit + 3 * TICK_MS // 2)           # ... so the next PING round leaves it out
+    assert {to for to, x in zab(p.ready()) if isinstance(x, m.Ping)} == {1}
+    assert p.state == PeerState.LEADING
