@@ -17,6 +17,8 @@ Inputs::
     replica.connection_closed(conn)                 the host lost a connection: drop its watches and bindings
     replica.tick(now_ms)                            session expiry (once a tick), container/TTL reaping (its interval)
     replica.persisted(zxid)                         every append through zxid is durable (fsynced)
+    replica.receive(from_sid, message, now_ms)      ensemble: a peer's message
+    replica.link_lost(sid, now_ms)                  ensemble: the link to a peer broke
 
 Output, ``ready = replica.ready()`` (take it after any input; it holds what accumulated since)::
 
@@ -437,6 +439,11 @@ class Replica:
         """A message from a peer (ensemble only)."""
         self._now = now_ms
         self.consensus.receive(from_sid, msg, now_ms)
+
+    def link_lost(self, sid: int, now_ms: int) -> None:
+        """The link to peer `sid` broke (ensemble only)."""
+        self._now = now_ms
+        self.consensus.link_lost(sid, now_ms)
 
     def persisted(self, zxid: int) -> None:
         """Every append through `zxid` is durable (the consensus core decides what that commits)."""

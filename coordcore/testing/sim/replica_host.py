@@ -162,7 +162,7 @@ class ReplicaHost(ZabHost):
         self.drive()
 
     def link_lost(self, other: int) -> None:
-        self.peer.link_lost(other, self.sim.now)
+        self.replica.link_lost(other, self.sim.now)
         self.drive()
 
     def _report_persisted(self, zxid: int) -> None:
