@@ -4,7 +4,7 @@ Each :class:`SimClient` is one ZooKeeper client handle: it connects to a server 
 carrying its session id, password and the last zxid it saw), then sends writes -- create in every
 mode (persistent, ephemeral, sequential, ephemeral sequential, container, TTL), setData and delete
 with and without versions, multi -- and reads (getData, exists, getChildren, some setting watches),
-pings, closes its session, and moves to another server with its session (resume) when its server
+pings, syncs, closes its session, and moves to another server with its session (resume) when its server
 crashes, stops serving or simply at random.  A new session starts when the old one turns out
 invalid (expired or closed).
 
@@ -105,6 +105,10 @@ class SimClient:
             self.request(P.CLOSE_SESSION, P.EMPTY, True)
         elif roll < 0.12:
             host.client_touch(conn)
+        elif roll < 0.15:
+            # sync: answered once this member applied what the leader had decided before it; what the
+            # session sends meanwhile waits (Replica.sync).  Its reply must keep the order and zxid rules.
+            self.request(P.SYNC, P.PathOnly(rng.choice(PATHS)), False)
         elif roll < 0.35:
             op = rng.choice(READS)
             self.request(op, P.PathWatch(rng.choice(PATHS), rng.random() < 0.3), False)

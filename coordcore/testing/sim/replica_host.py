@@ -201,7 +201,7 @@ class ReplicaHost(ZabHost):
         if token.is_write:
             replica.submit(conn, token, now)
         else:
-            answer = replica.read_after_writes(conn, token)
+            answer = (replica.sync if token.op == P.SYNC else replica.read_after_writes)(conn, token)
             if answer is not None:
                 self.drive()  # a read can fire nothing, but resumed watches come before its reply
                 self._reply(conn, token, answer)
