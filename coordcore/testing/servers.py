@@ -32,6 +32,7 @@ import abc
 import os
 import pathlib
 import shutil
+import re
 import signal
 import socket
 import subprocess
@@ -263,11 +264,28 @@ class ServerHandle(abc.ABC):
                 answer = self.four_letter("srvr", timeout=min(2.0, remaining))
                 if answer.startswith("Zookeeper version:"):
                     self._client_handshake(min(10.0, max(remaining, 1.0)))
+                    self._wait_probe_gone(deadline)
                     return
                 last_error = f"srvr answered {answer[:200]!r}"
             except Exception as e:  # connection refused while starting, handshake timeout, ...
                 last_error = f"{type(e).__name__}: {e}"
             time.sleep(0.05)
+
+    def _wait_probe_gone(self, deadline: float) -> None:
+        """Wait until the server has dropped the probe's connection, so a test starts with none.
+
+        ZooKeeper removes a closed connection from its counts asynchronously, after the close reply;
+        a test asking for ``srvr``/``cons`` at once would otherwise see the probe still counted. Best
+        effort within the start deadline: a server that keeps counting it is the test's to report.
+        """
+        while time.monotonic() < deadline:
+            try:
+                answer = self.four_letter("srvr", timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
+            except OSError:
+                return
+            if re.search(r"^Connections: 1$", answer, re.M):  # only the connection asking
+                return
+            time.sleep(0.02)
 
     def _client_handshake(self, timeout: float) -> None:
         from kazoo.client import KazooClient
