@@ -130,6 +130,7 @@ class Replica:
             self.consensus = peer
             peer.snapshot_provider = self.snapshot_of_applied
         self._serving = self.consensus.serving
+        self._ensemble = peer is not None
         if peer is not None:
             self._role_changed(now_ms)  # (a peer starts LOOKING; this only matters to a test's fake)
 
@@ -149,9 +150,11 @@ class Replica:
         self._syncs: dict[int, tuple] = {}           # ensemble: sync token -> (conn, p)
         self._parked: dict[object, deque] = {}       # ensemble: conn with a sync in flight -> what it sent after
         self._next_sync = 0
+        self._owners: dict[int, int] = {}            # ensemble leader: session id -> sid of the member serving it
 
     def _lead(self, now_ms: int) -> None:
         """Become the one that decides txns: the applied tree is the whole committed history now."""
+        self._owners = {}  # a new leader knows no owners: the first member to act for a session owns it
         nxt = self.consensus.next_zxid()
         self.proposer = Proposer(self.node.committed, self.node.sessions, epoch=Z.epoch(nxt),
                                  last_zxid=nxt - 1, **self.prep_settings)
@@ -269,6 +272,8 @@ class Replica:
             if self.proposer is not None:
                 txn = self.proposer.prep_create_session(timeout, passwd, now_ms)
                 sid = txn.session_id
+                if self._ensemble:
+                    self._owners[sid] = self.server_id
                 self._propose(txn, None, None)
             else:
                 sid = node.sessions.allocate_id()
@@ -294,6 +299,8 @@ class Replica:
             self.consensus.revalidate(req.session_id, timeout)
             return Connect.PENDING, timeout
         node.sessions.touch(req.session_id, now_ms, timeout)  # (standalone: the resume renegotiates it)
+        if self._ensemble:
+            self._owners[req.session_id] = self.server_id  # the session moved to the leader itself
         self.session_conns[req.session_id] = conn
         return Connect.ESTABLISHED, timeout
 
@@ -311,7 +318,10 @@ class Replica:
         op = p.op
         proposer = self.proposer
         if proposer is not None:
-            txn = proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
+            if self._ensemble and not self._owns(conn.session_id, self.server_id):
+                txn = proposer.prep_error(conn.session_id, p.xid, Err.SESSIONMOVED, now_ms)
+            else:
+                txn = proposer.prep_request(op, p.req, conn.session_id, p.xid, conn.auth, now_ms)
             zxid = self.consensus.propose(T.encode(txn))
             assert zxid == txn.zxid, "the proposer and the consensus core disagree on the next zxid"
             self._inflight.append((txn, conn, p))
@@ -449,6 +459,17 @@ class Replica:
         """Every append through `zxid` is durable (the consensus core decides what that commits)."""
         self.consensus.persisted(zxid)
 
+    def _owns(self, session_id: int, sid: int) -> bool:
+        """Leader: may member `sid` act for this session?  Writes carry their member; a session is owned
+        by the member it was created or last revalidated on (or, after an election, the first to act
+        for it).  A write from another member is refused with SESSIONMOVED, so a delayed write from a
+        connection the client already left cannot change anything (ZOOKEEPER-710)."""
+        owner = self._owners.get(session_id)
+        if owner is None:
+            self._owners[session_id] = sid
+            return True
+        return owner == sid
+
     def _peer_services(self, c) -> None:
         """Leader: decide forwarded requests, take touches, judge revalidations; learner: their answers."""
         now = self._now
@@ -461,10 +482,13 @@ class Replica:
                     self._ready.refused.append((from_sid, str(e)))
                     continue
                 if type(fwd) is F.ForwardedSession:
+                    self._owners[fwd.session_id] = from_sid
                     self._propose(proposer.prep_create_session(fwd.timeout_ms, fwd.passwd, now,
                                                                session_id=fwd.session_id), None, None)
                 elif not self.accepts_requests(fwd.session_id):
                     self._propose(proposer.prep_error(fwd.session_id, fwd.cxid, Err.SESSIONEXPIRED, now), None, None)
+                elif not self._owns(fwd.session_id, from_sid):
+                    self._propose(proposer.prep_error(fwd.session_id, fwd.cxid, Err.SESSIONMOVED, now), None, None)
                 else:
                     self._propose(proposer.prep_request(fwd.op, fwd.req, fwd.session_id, fwd.cxid, fwd.auth, now),
                                   None, None)
@@ -475,6 +499,7 @@ class Replica:
             for from_sid, session_id, timeout_ms in c.revalidations:
                 valid = self.accepts_requests(session_id)
                 if valid:
+                    self._owners[session_id] = from_sid  # the session moved to that member
                     # a touch, not a new timeout: the replicated session table keeps the one its
                     # createSession txn carried, so every member's table stays equal
                     node.sessions.touch(session_id, now)
@@ -521,7 +546,8 @@ class Replica:
                     self._abandon(conn)
                 continue
             deliver.append((REPLY, conn, token, reply_body(token.op, token.req, txn, result)))
-            if t == _T_CLOSE_SESSION:
+            if t == _T_CLOSE_SESSION or (t == _T_ERROR and txn.body[0] == _SESSIONMOVED):
+                # a moved session's old connection is closed once told (ZooKeeper does the same)
                 deliver.append((CLOSE, conn, None, None))
             q.popleft()  # this write; the reads sent after it see the tree as it is now
             if q:
@@ -537,6 +563,7 @@ class Replica:
         """A createSession or closeSession applied: bind the new session, or close what was bound to it."""
         deliver = self._ready.deliver
         if txn.type == _T_CLOSE_SESSION:
+            self._owners.pop(txn.session_id, None)
             bound = self.session_conns.pop(txn.session_id, None)
             if bound is not None and bound is not conn:
                 deliver.append((CLOSE, bound, None, None))
@@ -557,4 +584,5 @@ class Replica:
 
 _NOBODY = (None, None)
 _T_ERROR, _T_CLOSE_SESSION, _CLOSE_SESSION = T.T_ERROR, T.T_CLOSE_SESSION, P.CLOSE_SESSION
+_SESSIONMOVED = int(Err.SESSIONMOVED)
 READY_ROUNDS_MAX = 4  # consensus Readies folded into one replica Ready (proposals made while handling one)

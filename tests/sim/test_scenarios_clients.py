@@ -301,7 +301,7 @@ def test_c4_a_session_resumed_on_another_member_is_one_session_and_its_close_rea
     new = _second_handle(s, old, "new")
     resume(s, new, f2)
     assert new.session_id == old.session_id
-    assert old.ready, "f1 was not told about the move (no SESSIONMOVED tracking: see the xfail below)"
+    assert old.ready, "f1 is not told about the move: only a request from it is refused (SESSIONMOVED, below)"
     ok(s, new, new.create("/c4-b", b"", EPHEMERAL))
     s.settle(10)                                          # the COMMIT reaches every member
     for sid in s.sim.sids:
@@ -352,8 +352,6 @@ def test_c4_a_resumed_session_is_told_the_timeout_it_is_expired_by(where):
     same_history_and_tree_everywhere(s)
 
 
-@pytest.mark.xfail(strict=True, reason="SESSIONMOVED / session owner tracking is not implemented (reference "
-                                       "section 15 C4): a write from the old connection still succeeds")
 def test_c4_a_delayed_write_from_the_old_connection_gets_session_moved():
     """C4 as the reference states it, window: the session moved from f1 to f2; a write still arrives on
     its old connection to f1.  Rule (ZooKeeper): the leader tracks the session's owner, answers that
@@ -365,6 +363,11 @@ def test_c4_a_delayed_write_from_the_old_connection_gets_session_moved():
     resume(s, new, f2)
     r = answer(s, old, old.create("/late"))
     assert r.err == Err.SESSIONMOVED
+    s.settle(10)
+    assert old.conn is None and old.seen[-1] == ("lost", "closed")  # told, then closed
+    assert on_all(s, "/late") == {1: False, 2: False, 3: False}      # the late write changed nothing
+    ok(s, new, new.create("/still-mine", b"", EPHEMERAL))            # the session lives on where it moved
+    same_history_and_tree_everywhere(s)
 
 
 # ---------------------------------------------------------------- C5

@@ -225,3 +225,24 @@ def test_a_session_resumed_on_the_leader_keeps_the_timeout_every_member_replicat
     sess = r.node.sessions.get(sid)
     assert sess.timeout_ms == 1000
     assert sess.expires_ms >= T0 + 500 + 1000  # the resume still counts as the session being alive
+
+
+def test_a_leader_refuses_writes_for_a_session_from_a_member_it_moved_away_from():
+    """ZOOKEEPER-710: once a session is revalidated on another member, a write still arriving through
+    the member it left is answered SESSIONMOVED (an error txn, so every member stays in step)."""
+    r, peer = member(leading=True, sid=1)
+    sid = 0x0200000000000005
+    peer.out.requests.append((2, F.encode_session(sid, 1000, b"s" * 16)))
+    r.ready()
+    peer.out.applies.append(peer.proposed[0])
+    r.ready()
+    peer.out.revalidations.append((3, sid, 1000))  # the client moved to member 3
+    r.ready()
+    assert peer.revalidated_calls == [(3, sid, True)]
+    create = P.Create("/x", b"", OPEN, 0, -1)
+    peer.out.requests.append((2, F.encode_write(sid, 1, P.CREATE, create, AuthInfo("10.0.0.9"))))
+    peer.out.requests.append((3, F.encode_write(sid, 2, P.CREATE, create, AuthInfo("10.0.0.9"))))
+    r.ready()
+    txns = [T.decode(b) for _, b in peer.proposed[1:]]
+    assert [(t.type, t.cxid) for t in txns] == [(T.T_ERROR, 1), (T.T_CREATE, 2)]
+    assert txns[0].body == (int(Err.SESSIONMOVED),)
