@@ -228,15 +228,7 @@ class SimClient:
         err, _ = answer
         if conn is not self.conn:
             return  # a reply on a connection the client already left is never read
-        if token.xid <= conn.last_xid or token not in self.outstanding:
-            raise Violation("ORDER", f"client {self.n} on {conn.sid}: reply to xid {token.xid} after xid "
-                                     f"{conn.last_xid}, or to a request it did not send")
-        conn.last_xid = token.xid
-        self.outstanding.remove(token)
-        if zxid < self.last_zxid:
-            raise Violation("CZXID", f"client {self.n} saw zxid {zx.fmt(self.last_zxid)}, then server {conn.sid} "
-                                     f"answers xid {token.xid} at {zx.fmt(zxid)}")
-        self.last_zxid = zxid
+        self.last_zxid = check_reply_order(self.n, conn, token, self.outstanding, self.last_zxid, zxid)
         if txn is not None:
             z, t = txn
             sim.checker.client_acked(host.sid, z, t, sim.disks)
@@ -253,6 +245,20 @@ class SimClient:
             self.log(f"closed session {self.session_id:#x}")
             self.session_id = 0
             self.passwd = b"\x00" * 16
+
+
+def check_reply_order(name, conn: SimConn, token: Token, outstanding, last_zxid: int, zxid: int) -> int:
+    """A client's checks on every reply it reads: replies in the order it sent (ORDER), its zxid never
+    going back (CZXID).  Takes the token off `outstanding`; returns the client's new last zxid."""
+    if token.xid <= conn.last_xid or token not in outstanding:
+        raise Violation("ORDER", f"client {name} on {conn.sid}: reply to xid {token.xid} after xid "
+                                 f"{conn.last_xid}, or to a request it did not send")
+    conn.last_xid = token.xid
+    outstanding.remove(token)
+    if zxid < last_zxid:
+        raise Violation("CZXID", f"client {name} saw zxid {zx.fmt(last_zxid)}, then server {conn.sid} "
+                                 f"answers xid {token.xid} at {zx.fmt(zxid)}")
+    return zxid
 
 
 class Workload:

@@ -20,7 +20,7 @@ from coordcore import zxid as zx
 from coordcore.errors import Err
 from coordcore.node.replica import Connect
 from coordcore.testing.sim.checker import Violation
-from coordcore.testing.sim.replica_clients import OPEN, SimConn, Token
+from coordcore.testing.sim.replica_clients import OPEN, SimConn, Token, check_reply_order
 from coordcore.wire import proto as P
 from coordcore.wire.jute import Reader
 
@@ -171,15 +171,7 @@ class ScriptClient:
     def replied(self, conn: SimConn, token: Token, answer, zxid: int, txn, host) -> None:
         if conn is not self.conn:
             return  # a reply on a connection the client left is never read
-        if token.xid <= conn.last_xid or token not in self.outstanding:
-            raise Violation("ORDER", f"client {self.name} on {conn.sid}: reply to xid {token.xid} after xid "
-                                     f"{conn.last_xid}, or to a request it did not send")
-        conn.last_xid = token.xid
-        self.outstanding.remove(token)
-        if zxid < self.last_zxid:
-            raise Violation("CZXID", f"client {self.name} saw zxid {zx.fmt(self.last_zxid)}, then server "
-                                     f"{conn.sid} answers xid {token.xid} at {zx.fmt(zxid)}")
-        self.last_zxid = zxid
+        self.last_zxid = check_reply_order(self.name, conn, token, self.outstanding, self.last_zxid, zxid)
         err, body = answer
         if txn is not None:
             self.sim.checker.client_acked(host.sid, txn[0], txn[1], self.sim.disks)
