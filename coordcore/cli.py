@@ -15,7 +15,7 @@ import os
 import sys
 
 from coordcore import ZK_COMPAT_VERSION, __version__
-from coordcore.config import ConfigError, ServerConfig, load_config, parse_zoo_cfg
+from coordcore.config import ConfigError, ServerConfig, apply_jvm_flags, load_config, parse_zoo_cfg
 
 #: Where ``coordcore serve`` keeps its data when neither --data-dir nor the config's dataDir says:
 #: a directory under the current directory (not /tmp, which is cleared on reboot, and not a system
@@ -63,6 +63,11 @@ def build_serve_config(args) -> tuple[ServerConfig, list[str]]:
             cfg, more = parse_zoo_cfg(f"{key}={value}", cfg)
         except ConfigError as e:
             raise ConfigError(f"{flag} {value}: {e}") from None
+        warnings += more
+    # zkServer.sh deployments set some switches as JVM flags (-Dreadonlymode.enabled=true ...)
+    flags = os.environ.get("SERVER_JVMFLAGS", "")
+    if flags.strip():
+        cfg, more = apply_jvm_flags(cfg, flags)
         warnings += more
     return cfg, warnings
 

@@ -275,6 +275,8 @@ class ClientConnection(asyncio.Protocol):
             if reply is not None:
                 p.reply = reply
                 self.drain()
+            else:
+                server.kick()  # a learner asks its leader first
         elif self.pending:
             p = Pending(xid, op, req, False, now_ns)
             self.pending.append(p)

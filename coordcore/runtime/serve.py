@@ -32,6 +32,8 @@ from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
 from coordcore.storage.disk import DiskStorage, StorageError
 from coordcore.wire import proto as P
+from coordcore.zab.election import PeerState
+from coordcore.zab.ready import Append, InstallSnapshot, PeerDurable, SetAcceptedEpoch, SetCurrentEpoch, Truncate
 
 log = structlog.get_logger("coordcore")
 
@@ -102,6 +104,14 @@ class Server:
         self.timers: list[asyncio.Handle] = []
         self.failed: BaseException | None = None
         self.trace_mask = fourletter.DEFAULT_TRACE_MASK
+        # an ensemble member: its QuorumPeer and the links to the other members
+        self.peer = None
+        self.network = None
+        self._peer_state = None
+        self._peer_timer: asyncio.TimerHandle | None = None
+        self._peer_timer_at: float | None = None
+        self._kick_scheduled = False
+        self._looking_since: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -112,13 +122,36 @@ class Server:
         state = self.storage.load()
         if state.truncated_bytes:
             log.warning("storage.torn_tail_truncated", bytes=state.truncated_bytes)
-        self.replica = Replica(state=state, now_ms=_now_ms(), tick_ms=cfg.tick_ms, server_id=cfg.server_id,
+        now = _now_ms()
+        if cfg.ensemble:
+            from coordcore.runtime.peers import PeerNetwork
+            from coordcore.zab.peer import QuorumPeer
+            from coordcore.zab.quorum import QuorumConfig
+
+            quorum = QuorumConfig(voters=[s.sid for s in cfg.servers if not s.observer],
+                                  observers=[s.sid for s in cfg.servers if s.observer])
+            durable = PeerDurable(state.accepted_epoch, state.current_epoch, state.snapshot_zxid, tuple(state.txns))
+            # the Replica installs itself as the snapshot source (a SNAP sends its applied tree)
+            self.peer = QuorumPeer(cfg.server_id, quorum, tick_ms=cfg.tick_ms, init_limit=cfg.init_limit,
+                                   sync_limit=cfg.sync_limit, durable=durable, now_ms=now,
+                                   snapshot_provider=lambda: (0, b""))
+            self.network = PeerNetwork(self.loop, cfg.server_id, cfg.servers, on_message=self._peer_message,
+                                       on_link_lost=self._peer_link_lost, bind_retry=cfg.election_port_bind_retry,
+                                       listen_all=cfg.quorum_listen_on_all_ips)
+        self.replica = Replica(state=state, now_ms=now, tick_ms=cfg.tick_ms, server_id=cfg.server_id,
                                min_session_timeout_ms=cfg.min_session_timeout_ms,
                                max_session_timeout_ms=cfg.max_session_timeout_ms,
                                reap_interval_ms=cfg.container_check_interval_ms,
                                extended_types=cfg.extended_types_enabled, super_digest=cfg.super_digest,
-                               enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled)
+                               enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
+                               peer=self.peer)
         self.node = self.replica.node
+        if self.network is not None:
+            await self.network.start()
+            self._peer_state = self.peer.state
+            self._looking_since = time.perf_counter()
+            log.info("election.started", sid=cfg.server_id, zxid=Z.fmt(self.peer.last_zxid),
+                     epoch=self.peer.current_epoch)
         self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
                                                       cfg.client_port, reuse_address=True, backlog=1024)
         self.port = self.listener.sockets[0].getsockname()[1]
@@ -133,6 +166,10 @@ class Server:
         log.info("server.stopping", port=self.port)
         for h in self.timers:
             h.cancel()
+        if self._peer_timer is not None:
+            self._peer_timer.cancel()
+        if self.network is not None:
+            self.network.close()
         if self.listener is not None:
             self.listener.close()
         for c in list(self.conns):
@@ -179,8 +216,11 @@ class Server:
         decision, timeout = replica.connect(conn, req, os.urandom(16), _now_ms())
         self._take_ready()  # a connection the session had before is dropped first
         if decision is Connect.REFUSED:
-            log.warning("client.zxid_ahead", peer="%s:%s" % conn.peer, client_zxid=Z.fmt(req.last_zxid_seen),
-                        server_zxid=Z.fmt(replica.last_applied))
+            if not replica.serving:  # electing or syncing: the client tries another member
+                log.info("client.refused_not_serving", peer="%s:%s" % conn.peer)
+            else:
+                log.warning("client.zxid_ahead", peer="%s:%s" % conn.peer, client_zxid=Z.fmt(req.last_zxid_seen),
+                            server_zxid=Z.fmt(replica.last_applied))
             conn.close()
         elif decision is Connect.PENDING:
             conn.await_session()  # read nothing more until the session is set up
@@ -198,6 +238,8 @@ class Server:
     # ------------------------------------------------------------------ write pipeline
     def submit_request(self, conn: ClientConnection, p) -> None:
         self.replica.submit(conn, p, _now_ms())
+        if self.peer is not None:
+            self._kick()  # a learner forwards the write: a message, not an append
         if not self.sync_scheduled and not self.syncing:
             self._schedule_sync()
 
@@ -226,7 +268,9 @@ class Server:
         self.batch_turns = 0
         if self.syncing or not unsynced:
             return
-        if self.sync_ewma_s < SYNC_INLINE_MAX_S:
+        if self.sync_ewma_s < SYNC_INLINE_MAX_S or self.peer is not None:
+            # (a member always syncs inline: its epoch, truncate and snapshot writes must not race an
+            # fsync on the storage thread)
             # A fast disk: fsync on the loop thread.  Handing it to a worker thread costs two thread
             # switches per batch, more than the fsync itself; requests arriving meanwhile wait in the
             # socket buffers and form the next batch.
@@ -269,16 +313,24 @@ class Server:
         return last
 
     def _take_ready(self) -> None:
-        """Carry out the replica's Ready: append its txns to the log, deliver its output in order."""
+        """Carry out the replica's Ready (zab/ready.py's HOST RULES): its writes in order, then its
+        messages, then its deliveries in order; a reset rebuilds the replica from storage."""
         ready = self.replica.ready()
         if ready.writes:
-            # standalone: only Appends (a Solo core writes no epochs and never truncates)
-            append = self.storage.append
-            for w in ready.writes:
-                append(w.zxid, w.txn)
-            self.unsynced_last = ready.writes[-1].zxid
-            self.unsynced_count += len(ready.writes)
-            self.txns_since_snapshot += len(ready.writes)
+            if self.peer is None:
+                # standalone: only Appends (a Solo core writes no epochs and never truncates)
+                append = self.storage.append
+                for w in ready.writes:
+                    append(w.zxid, w.txn)
+                self.unsynced_last = ready.writes[-1].zxid
+                self.unsynced_count += len(ready.writes)
+                self.txns_since_snapshot += len(ready.writes)
+            else:
+                self._member_writes(ready.writes)
+        if ready.messages:
+            send = self.network.send
+            for to_sid, msg in ready.messages:
+                send(to_sid, msg)
         for kind, conn, a, b in ready.deliver:
             if kind is REPLY:
                 conn.on_committed(a, b)
@@ -296,6 +348,116 @@ class Server:
             log.info("session.expired", session=Z.fmt(sid))
         for path in ready.reaped:
             log.info("container.reaped", path=path)
+        if self.peer is not None:
+            self._member_after(ready)
+
+    # ------------------------------------------------------------------ ensemble member
+    def _member_writes(self, writes) -> None:
+        """HOST RULE 1: Appends are buffered; any other write syncs them first and is itself durable."""
+        storage = self.storage
+        for w in writes:
+            if type(w) is Append:
+                storage.append(w.zxid, w.txn)
+                self.unsynced_last = w.zxid
+                self.unsynced_count += 1
+                self.txns_since_snapshot += 1
+                continue
+            if self.unsynced_count:
+                storage.sync()
+                self._synced_early = self.unsynced_last
+                self.unsynced_last, self.unsynced_count = None, 0
+            if type(w) is SetAcceptedEpoch:
+                storage.set_accepted_epoch(w.epoch)
+            elif type(w) is SetCurrentEpoch:
+                storage.set_current_epoch(w.epoch)
+            elif type(w) is Truncate:
+                log.info("sync.trunc", zxid=Z.fmt(w.zxid), last_zxid=Z.fmt(self.peer.last_zxid))
+                storage.truncate(w.zxid)
+                self._synced_early = None
+            elif type(w) is InstallSnapshot:
+                log.info("sync.snap", zxid=Z.fmt(w.zxid), bytes=len(w.data))
+                storage.install_snapshot(w.zxid, w.data)
+                self._synced_early = None
+                self.txns_since_snapshot = 0
+            else:  # pragma: no cover - zab.ready names every write
+                raise TypeError(f"unknown storage write {w!r}")
+
+    _synced_early: int | None = None
+
+    def _member_after(self, ready) -> None:
+        """After a member's Ready: persisted() for what an epoch write synced, a reset, role changes, timers."""
+        if ready.reset:
+            state = self.storage.load()
+            self.replica.rebuild(state, ready.applied_zxid, _now_ms())
+            self.node = self.replica.node
+            log.info("replica.rebuilt", zxid=Z.fmt(self.replica.last_applied))
+        peer = self.peer
+        if peer.state is not self._peer_state:
+            self._role_changed(self._peer_state, peer.state)
+            self._peer_state = peer.state
+        early, self._synced_early = self._synced_early, None
+        if early is not None:
+            self.replica.persisted(early)
+            self._kick()
+        if self.unsynced_count and not self.sync_scheduled and not self.syncing:
+            self._schedule_sync()
+        self._arm_peer_timer()
+
+    def _role_changed(self, old, new) -> None:
+        peer = self.peer
+        if old is not PeerState.LOOKING and old is not None:
+            self.network.drop_quorum_links()  # the role's links end with it, as ZooKeeper's sockets do
+        if new is PeerState.LOOKING:
+            self._looking_since = time.perf_counter()
+            log.info("election.started", sid=peer.sid, zxid=Z.fmt(peer.last_zxid), epoch=peer.current_epoch)
+            if old is PeerState.LEADING:
+                log.warning("leader.abdicated", sid=peer.sid, epoch=peer.epoch)
+        else:
+            took = None if self._looking_since is None else round((time.perf_counter() - self._looking_since) * 1000)
+            log.info("election.decided", sid=peer.sid, state=new.name.lower(), leader=peer.leader_sid,
+                     took_ms=took)
+
+    def _peer_message(self, from_sid: int, msg) -> None:
+        self.replica.receive(from_sid, msg, _now_ms())
+        self._kick()
+
+    def _peer_link_lost(self, sid: int) -> None:
+        self.replica.link_lost(sid, _now_ms())
+        self._kick()
+
+    def _kick(self) -> None:
+        """Take the replica's Ready soon: once per loop turn however many inputs arrive in it."""
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self.loop.call_soon(self._kicked)
+
+    def _kicked(self) -> None:
+        self._kick_scheduled = False
+        if self.replica.unlogged:
+            self._schedule_sync()
+        self._take_ready()
+
+    def _arm_peer_timer(self) -> None:
+        t = self.peer.next_deadline_ms()
+        if t is None:
+            return
+        at = self.loop.time() + max(0, t - _now_ms()) / 1000
+        if self._peer_timer is not None:
+            if self._peer_timer_at is not None and self._peer_timer_at <= at:
+                return  # an earlier wake-up is armed; it re-arms for later deadlines
+            self._peer_timer.cancel()
+        self._peer_timer_at = at
+        self._peer_timer = self.loop.call_at(at, self._peer_deadline)
+
+    def _peer_deadline(self) -> None:
+        self._peer_timer = self._peer_timer_at = None
+        self.replica.tick(_now_ms())
+        self._kicked()
+
+    def kick(self) -> None:
+        """A client input that may produce peer messages (sync, a forwarded request) was given."""
+        if self.peer is not None:
+            self._kick()
 
     def _persisted(self, last: int | None) -> None:
         """The appends through `last` are durable: the replica commits and applies them; deliver."""
@@ -478,7 +640,12 @@ class Server:
                                            expires_at_ms=s.expires_ms,
                                            ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
                     for s in node.sessions.sessions.values()]
+        mode, serving = "standalone", True
+        if self.peer is not None:
+            mode = _MODES.get(self.peer.state, "looking")
+            serving = self.replica.serving
         return fourletter.ServerInfo(
+            mode=mode, serving=serving, server_id=self.config.server_id,
             config=self.config, client_port=self.port, last_zxid=tree.last_zxid,
             node_count=len(tree.nodes) + 1,  # ZooKeeper counts its root twice (stored as "" and "/")
             latency_min_ms=self.lat_min, latency_avg_ms=(self.lat_total / self.lat_count) if self.lat_count else 0.0,
@@ -490,6 +657,9 @@ class Server:
             snap_dir=self.storage.snap_dir, log_dir=self.storage.log_dir,
             data_dir_size=_dir_size(self.storage.snap_dir), data_log_size=_dir_size(self.storage.log_dir),
             trace_mask=self.trace_mask)
+
+
+_MODES = {PeerState.LEADING: "leader", PeerState.FOLLOWING: "follower", PeerState.OBSERVING: "observer"}
 
 
 class ServerThread:
