@@ -32,6 +32,7 @@ from coordcore.runtime.clients import ClientConnection
 from coordcore.storage.api import CorruptLogError
 from coordcore.storage.disk import DiskStorage, StorageError
 from coordcore.wire import proto as P
+from coordcore.zab import messages as zab_messages
 from coordcore.zab.election import PeerState
 from coordcore.zab.ready import Append, InstallSnapshot, PeerDurable, SetAcceptedEpoch, SetCurrentEpoch, Truncate
 
@@ -112,6 +113,7 @@ class Server:
         self._peer_timer_at: float | None = None
         self._kick_scheduled = False
         self._looking_since: float | None = None
+        self.sync_counts = {"diff": 0, "trunc": 0, "snap": 0}  # how this member was synced as a learner
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -371,11 +373,10 @@ class Server:
             elif type(w) is SetCurrentEpoch:
                 storage.set_current_epoch(w.epoch)
             elif type(w) is Truncate:
-                log.info("sync.trunc", zxid=Z.fmt(w.zxid), last_zxid=Z.fmt(self.peer.last_zxid))
                 storage.truncate(w.zxid)
                 self._synced_early = None
             elif type(w) is InstallSnapshot:
-                log.info("sync.snap", zxid=Z.fmt(w.zxid), bytes=len(w.data))
+                log.info("sync.snap_installed", zxid=Z.fmt(w.zxid), bytes=len(w.data))
                 storage.install_snapshot(w.zxid, w.data)
                 self._synced_early = None
                 self.txns_since_snapshot = 0
@@ -418,6 +419,10 @@ class Server:
                      took_ms=took)
 
     def _peer_message(self, from_sid: int, msg) -> None:
+        kind = _SYNC_KINDS.get(type(msg))
+        if kind is not None:  # how the leader syncs this learner (the writes it causes log their sizes)
+            self.sync_counts[kind] += 1
+            log.info(f"sync.{kind}", leader=from_sid, zxid=Z.fmt(msg.zxid), last_zxid=Z.fmt(self.peer.last_zxid))
         self.replica.receive(from_sid, msg, _now_ms())
         self._kick()
 
@@ -659,6 +664,7 @@ class Server:
             trace_mask=self.trace_mask)
 
 
+_SYNC_KINDS = {zab_messages.Diff: "diff", zab_messages.Trunc: "trunc", zab_messages.Snap: "snap"}
 _MODES = {PeerState.LEADING: "leader", PeerState.FOLLOWING: "follower", PeerState.OBSERVING: "observer"}
 
 

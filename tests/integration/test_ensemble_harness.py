@@ -21,7 +21,7 @@ import pytest
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException
 
-from coordcore.testing.ensembles import ZooKeeperEnsemble, make_ensemble
+from coordcore.testing.ensembles import CoordcoreEnsemble, ZooKeeperEnsemble, make_ensemble
 from coordcore.testing.linkproxy import CLIENT, LinkProxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -198,8 +198,8 @@ def test_client_cut_refuses_that_session_only(proxy, listener):
 # -- Apache ZooKeeper ensembles ------------------------------------------------------------------
 
 def test_factory():
-    with pytest.raises(NotImplementedError):
-        make_ensemble("coordcore")
+    assert isinstance(make_ensemble("coordcore"), CoordcoreEnsemble)
+    assert isinstance(make_ensemble("zookeeper"), ZooKeeperEnsemble)
     with pytest.raises(ValueError):
         make_ensemble("etcd")
     with pytest.raises(ValueError):
@@ -252,8 +252,12 @@ def connected_member(ens, client) -> int | None:
         return None
 
 
-def test_kill_the_leader_a_new_one_takes_over_and_the_old_one_follows(clients, path):
-    with ZooKeeperEnsemble(voters=3) as ens:
+BACKENDS = ["zookeeper", "coordcore"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_the_leader_a_new_one_takes_over_and_the_old_one_follows(backend, clients, path):
+    with make_ensemble(backend, voters=3) as ens:
         old = ens.leader()
         rest = [s for s in ens.sids if s != old]
         survivor = clients(ens.member_connect_string(rest[0]), timeout=10)
@@ -278,11 +282,12 @@ def test_kill_the_leader_a_new_one_takes_over_and_the_old_one_follows(clients, p
     assert not ens.work_dir.exists()
 
 
-@pytest.fixture(scope="module")
-def shared_ensemble():
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_ensemble(request):
     """3 voters (sids 1-3) and an observer (sid 4), shared by the tests that leave it healthy (the
     ``ens`` fixture heals it, restarts and resumes members, and waits until it serves after each)."""
-    with ZooKeeperEnsemble(voters=3, observers=1, config={"maxSessionTimeout": 20000, "forceSync": False}) as ens:
+    with make_ensemble(request.param, voters=3, observers=1,
+                       config={"maxSessionTimeout": 20000, "forceSync": False}) as ens:
         yield ens
 
 
@@ -321,7 +326,10 @@ def test_starts_with_one_leader_and_per_member_configs(ens):
     common = {tuple(line for line in text.splitlines() if not line.startswith(own)) for text in texts.values()}
     assert len(common) == 1
     # config overrides reach every member: zoo.cfg keys in zoo.cfg, system-property keys as -D flags
-    assert "forceSync" not in texts[1] and "-Dzookeeper.forceSync=no" in ens.member_command(1)
+    if ens.backend == "zookeeper":
+        assert "forceSync" not in texts[1] and "-Dzookeeper.forceSync=no" in ens.member_command(1)
+    else:  # coordcore reads every key from zoo.cfg
+        assert "forceSync=false" in texts[1]
     assert all("maxSessionTimeout=20000" in ens.four_letter(sid, "conf") for sid in ens.sids)
     # and every election connection (one per pair) runs through the proxy
     pairs = {frozenset((a, b)) for a in ens.sids for b in ens.sids if a < b}
