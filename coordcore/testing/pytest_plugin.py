@@ -27,6 +27,12 @@ Fixtures
                            process by default, so ``kill()`` is a real SIGKILL; ``embedded=True`` gives a
                            faster in-process server (whose ``kill()`` is only a stop).  Apache ZooKeeper is
                            always a process.  All are closed (stopped, temp dirs removed) after the test.
+    ``zk_ensemble``        a fresh running ensemble of the test's backend (3 voters; see
+                           :mod:`coordcore.testing.ensembles`): ``connect_string``, ``leader()``,
+                           ``kill(sid)``, ``partition(groups)``, ``expire_session(client)``, ...  Closed
+                           (every member stopped, temp dirs removed) after the test.
+    ``zk_ensemble_factory`` ``factory(voters=3, observers=0, config=None, start=True, **kw) -> EnsembleHandle``
+                           for other shapes; all are closed after the test.
 """
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ from coordcore.testing.servers import (
     zookeeper_available,
 )
 
-_FIXTURES = {"zk_backend", "zk_server", "zk_root", "zk_client", "zk_client_factory", "zk_server_factory"}
+_FIXTURES = {"zk_backend", "zk_server", "zk_root", "zk_client", "zk_client_factory", "zk_server_factory",
+             "zk_ensemble", "zk_ensemble_factory"}
 _CLIENT_TIMEOUT = 10.0
 
 
@@ -244,3 +251,34 @@ def zk_server_factory(zk_backend):
             server.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def zk_ensemble_factory(zk_backend):
+    from coordcore.testing.ensembles import make_ensemble
+
+    ensembles = []
+
+    def factory(voters: int = 3, observers: int = 0, config: dict | None = None, *, start: bool = True,
+                **kwargs):
+        ens = make_ensemble(zk_backend, voters=voters, observers=observers, config=config, **kwargs)
+        ensembles.append(ens)
+        if start:
+            try:
+                ens.start()
+            except BaseException:
+                ens.close()
+                raise
+        return ens
+
+    yield factory
+    for ens in reversed(ensembles):
+        try:
+            ens.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def zk_ensemble(zk_ensemble_factory):
+    return zk_ensemble_factory()
