@@ -192,18 +192,23 @@ def gather_status(host: str, port: int, timeout: float = 5.0) -> dict:
     """
     import socket
 
-    where = f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         srvr = four_letter(host, port, "srvr", timeout)
     except (socket.timeout, TimeoutError):
         raise _CliError(f"cannot reach {where}: timed out after {timeout:g} s") from None
     except OSError as e:
         raise _CliError(f"cannot reach {where}: {e.strerror or e}") from None
+    if not srvr:
+        raise _CliError(f"{where} closed the connection without answering 'srvr'")
     if "not currently serving requests" in srvr:
         raise _CliError(f"{where} is up but not serving requests (starting, or no quorum)")
     if _not_whitelisted(srvr):
         raise _CliError(f"{where} does not allow 'srvr' (add it to 4lw.commands.whitelist)")
-    status = parse_srvr(srvr)
+    try:
+        status = parse_srvr(srvr)
+    except ValueError:  # a line named like srvr's with a value that is not
+        status = {}
     if "mode" not in status or "zxid" not in status:
         shown = srvr.strip()[:200] or "(empty reply)"
         raise _CliError(f"{where} did not answer 'srvr' like a ZooKeeper server: {shown}")
@@ -245,7 +250,22 @@ def _fmt_uptime(ms: int) -> str:
     return " ".join(parts)
 
 
-def format_status(st: dict) -> str:
+def format_status(st) -> str:
+    """The text ``coordcore status`` prints: for one server (a dict from gather_status) a block of
+    ``name  value`` rows; for several (a list, as cmd_status builds it) one line per server --
+    address, mode, zxid, lag behind the leader, connections -- or the address and why it did not
+    answer."""
+    if isinstance(st, list):
+        answered = [[m["server"], m["mode"] + (" (read-only)" if m.get("read_only") else ""),
+                     f"zxid {m['zxid_hex']}", f"lag {'-' if m.get('lag') is None else m['lag']}",
+                     f"connections {m.get('connections', '?')}"] for m in st if "error" not in m]
+        width = [max((len(r[i]) for r in answered), default=0) for i in range(5)]
+        width[0] = max(len(m["server"]) for m in st)
+        lines, ok = [], iter(answered)
+        for m in st:
+            cells = [m["server"], f"error: {m['error']}"] if "error" in m else next(ok)
+            lines.append("  ".join(c.ljust(w) for c, w in zip(cells, width)).rstrip() + "\n")
+        return "".join(lines)
     rows = [
         ("server", st["server"]),
         ("version", st.get("version", "?")),
@@ -279,6 +299,16 @@ def format_status(st: dict) -> str:
             rows.append(("uptime", _fmt_uptime(int(m["zk_uptime"]))))
         if "zk_peer_state" in m:
             rows.append(("peer state", m["zk_peer_state"]))
+        if "zk_quorum_size" in m:
+            rows.append(("voters", m["zk_quorum_size"]))
+        if "zk_observer_master_id" in m:
+            rows.append(("learns from", f"server {m['zk_observer_master_id']}"))
+        if "zk_learners" in m:
+            rows.append(("learners", f"{m['zk_learners']} connected; synced: "
+                                     f"{m.get('zk_synced_followers', '?')} followers, "
+                                     f"{m.get('zk_synced_observers', '?')} observers"))
+        if "zk_pending_syncs" in m:
+            rows.append(("pending syncs", m["zk_pending_syncs"]))
     else:
         rows.append(("(mntr)", "not allowed by the server's 4lw.commands.whitelist; fewer figures shown"))
     width = max(len(k) for k, _ in rows)
@@ -286,20 +316,72 @@ def format_status(st: dict) -> str:
 
 
 def cmd_status(args) -> int:
-    try:
-        host, port = parse_hostport(args.address)
-    except ValueError as e:
-        return _fail(f"{e} (expected HOST:PORT)", 2)
-    try:
-        st = gather_status(host, port, args.timeout)
-    except _CliError as e:
-        return _fail(str(e), e.code)
+    text = args.address.strip()
+    # a connect string may end with a chroot ("h1:2181,h2:2181/app"): it names no server
+    text = text.split("/", 1)[0]
+    entries = text.split(",")
+    several = len(entries) > 1
+    expected = "HOST:PORT[,HOST:PORT...]" if several else "HOST:PORT"
+    addresses: list[tuple[str, int]] = []
+    for entry in entries:
+        try:
+            addr = parse_hostport(entry)
+        except ValueError as e:
+            where = f" in {args.address.strip()!r}" if several else ""
+            return _fail(f"{e}{where} (expected {expected})", 2)
+        if addr in addresses:
+            return _fail(f"{entry.strip()!r} is listed twice in {args.address.strip()!r}", 2)
+        addresses.append(addr)
+    if args.timeout <= 0:
+        return _fail(f"--timeout must be positive, not {args.timeout:g}", 2)
+    if not several:
+        try:
+            st = gather_status(*addresses[0], args.timeout)
+        except _CliError as e:
+            return _fail(str(e), e.code)
+        if args.json:
+            import json
+
+            print(json.dumps(st, indent=2, sort_keys=True))
+        else:
+            sys.stdout.write(format_status(st))
+        return 0
+
+    # Several servers (an ensemble): ask them all at once, so one that hangs costs one timeout.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(addr: tuple[str, int]) -> dict:
+        host, port = addr
+        try:
+            return gather_status(host, port, args.timeout)
+        except _CliError as e:
+            return {"server": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "error": str(e)}
+
+    with ThreadPoolExecutor(max_workers=min(16, len(addresses))) as pool:
+        results = list(pool.map(ask, addresses))
+    # Lag: how many txns a member is behind the leader (the leader's zxid counter minus its own),
+    # comparable only within the leader's epoch.  The servers are asked a moment apart, so a member
+    # that looks ahead of the leader is shown as 0 behind.  With several leaders (one cut off and not
+    # aware yet) the one of the newest epoch counts.
+    leaders = [r for r in results if r.get("mode") == "leader"]
+    leader = max(leaders, key=lambda r: r["zxid"], default=None)
+    for r in results:
+        if "error" in r:
+            continue
+        if leader is not None and r["zxid_epoch"] == leader["zxid_epoch"]:
+            r["lag"] = max(0, leader["zxid_counter"] - r["zxid_counter"])
+        else:
+            r["lag"] = None
     if args.json:
         import json
 
-        print(json.dumps(st, indent=2, sort_keys=True))
+        print(json.dumps(results, indent=2, sort_keys=True))
     else:
-        sys.stdout.write(format_status(st))
+        sys.stdout.write(format_status(results))
+    down = sum(1 for r in results if "error" in r)
+    if down:
+        print(f"{PROG}: error: {down} of {len(results)} servers did not answer", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -309,6 +391,19 @@ def cmd_version(args) -> int:
     print(f"coordcore {__version__} (ZooKeeper client protocol {ZK_COMPAT_VERSION}; "
           f"Python {sys.version.split()[0]})")
     return 0
+
+
+def cmd_ensemble(args) -> int:
+    if args.voters < 1 or args.observers < 0 or args.voters + args.observers < 2:
+        return _fail("an ensemble needs at least one voter and two members (--voters 3 is the usual)", 2)
+    if args.tick_time <= 0:
+        return _fail(f"--tick-time must be positive, not {args.tick_time}", 2)
+    if args.voters % 2 == 0 or args.voters < 3:
+        print(f"{PROG}: warning: {args.voters} voters tolerate {(args.voters - 1) // 2} failed member(s); "
+              f"3, 5 or 7 are the usual sizes", file=sys.stderr)
+    from coordcore import launch
+
+    return launch.run(args.voters, args.observers, args.data, args.tick_time, {})
 
 
 def run_sim(argv: list[str]) -> int:
@@ -358,13 +453,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     st = sub.add_parser(
-        "status", help="show a server's mode, zxid, connections, latency",
-        description="Ask a coordcore or Apache ZooKeeper server for its status with the 'srvr' and 'mntr' "
-                    "four-letter words and print it readably. Exit status 1 if the server cannot be reached.")
-    st.add_argument("address", metavar="HOST:PORT", help=f"server address (port defaults to {DEFAULT_PORT})")
-    st.add_argument("--json", action="store_true", help="print the figures as JSON")
+        "status", help="show a server's or an ensemble's mode, zxid, connections, latency",
+        description="Ask coordcore or Apache ZooKeeper servers for their status with the 'srvr' and 'mntr' "
+                    "four-letter words and print it readably. With one address: a block of figures for "
+                    "that server. With several (a connect string, HOST:PORT,HOST:PORT,...): one line per "
+                    "server with its address, mode (leader, follower, observer, standalone), zxid, lag "
+                    "(how many txns it is behind the leader: the leader's zxid counter minus its own; "
+                    "'-' when there is no leader among them or it is in another epoch) and client "
+                    "connections; a server that does not answer gets a line saying why.",
+        epilog="Exit status: 0 when every server answered; 1 when one did not (unreachable, timed out, "
+               "not serving, or not a ZooKeeper server), after printing the others; 2 for a bad address. "
+               "A chroot at the end of a connect string (/app) is ignored. Example: coordcore status "
+               "zk1:2181,zk2:2181,zk3:2181")
+    st.add_argument("address", metavar="HOST:PORT[,HOST:PORT...]",
+                    help=f"server address, or several separated by commas (port defaults to {DEFAULT_PORT})")
+    st.add_argument("--json", action="store_true",
+                    help="print the figures as JSON: an object for one address, a list of objects for several "
+                         "(each with 'lag', or 'server' and 'error' for one that did not answer)")
     st.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
-                    help="connect/read timeout (default 5)")
+                    help="connect/read timeout per server (default 5)")
     st.set_defaults(func=cmd_status)
 
     sub.add_parser(
@@ -375,6 +482,21 @@ def build_parser() -> argparse.ArgumentParser:
         "sim", add_help=False,
         help="deterministic simulation of an ensemble under faults, seeded and replayable (coordcore sim --help)",
         description="Simulator; see coordcore sim --help.")
+
+    e = sub.add_parser(
+        "ensemble", help="run a local ensemble of coordcore server processes until Ctrl-C",
+        description="Start VOTERS (+ OBSERVERS) `coordcore serve` processes on free ports of 127.0.0.1, wait "
+                    "until they elect a leader, print the connect string and each member's pid and role, "
+                    "then report role changes until Ctrl-C, which stops them all.")
+    e.add_argument("--voters", type=int, default=3, help="voting members (default 3; 3, 5 or 7 tolerate 1, 2, 3 "
+                                                          "failures)")
+    e.add_argument("--observers", type=int, default=0, help="observers: serve reads, never vote (default 0)")
+    e.add_argument("--data", metavar="DIR", default=None,
+                   help="keep each member's zoo.cfg, log and data under DIR/member-N (reused on the next run); "
+                        "default: a temporary directory removed at the end")
+    e.add_argument("--tick-time", type=int, default=2000, metavar="MS",
+                   help="tickTime of every member (default 2000, ZooKeeper's; smaller fails over faster)")
+    e.set_defaults(func=cmd_ensemble)
 
     v = sub.add_parser("version", help="print coordcore's version",
                        description="Print coordcore's version and the ZooKeeper protocol level it speaks.")

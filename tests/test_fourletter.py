@@ -13,10 +13,10 @@ import socket
 import pytest
 
 from coordcore import ZK_COMPAT_VERSION
-from coordcore.config import ServerConfig
+from coordcore.config import PeerSpec, ServerConfig
 from coordcore.runtime.fourletter import (
-    DEFAULT_WHITELIST, FOUR_LETTER_WORDS, LAST_OP_NAMES, NOT_SERVING, ConnInfo, ServerInfo, SessionInfo,
-    java_double, render, side_effect, version_string,
+    DEFAULT_WHITELIST, FOUR_LETTER_WORDS, LAST_OP_NAMES, NOT_SERVING, ConnInfo, LeaderStats, ServerInfo,
+    SessionInfo, java_double, java_hashmap_order, render, server_line, side_effect, version_string,
 )
 
 ALL = FOUR_LETTER_WORDS
@@ -222,6 +222,115 @@ def test_read_only_and_leader_variants():
     info = sample_info()
     info.mode, info.proposal_sizes = "leader", (10, 5, 20)
     assert render("srvr", info, ALL).endswith("Mode: leader\nNode count: 9\nProposal sizes last/min/max: 10/5/20\n")
+
+
+# -- ensemble members (formats from Apache ZooKeeper 3.8 members of a 3-voter + 1-observer ensemble) ----
+
+_ENSEMBLE_SERVERS = (PeerSpec(1, "127.0.0.1", 2888, 3888), PeerSpec(2, "127.0.0.1", 2889, 3889),
+                     PeerSpec(3, "127.0.0.1", 2890, 3890), PeerSpec(4, "127.0.0.1", 2891, 3891, observer=True))
+
+
+def member_info(role: str) -> ServerInfo:
+    info = sample_info()
+    sid = {"leader": 3, "follower": 1, "observer": 4}[role]
+    info.config = ServerConfig(tick_ms=200, data_dir="/srv/zk", servers=_ENSEMBLE_SERVERS, server_id=sid,
+                               init_limit=10, sync_limit=5,
+                               peer_type="observer" if role == "observer" else "participant")
+    info.server_id, info.mode, info.quorum_size = sid, role, 3
+    info.peer_state = {"leader": "leading", "follower": "following", "observer": "observing"}[role] + " - broadcast"
+    if role == "observer":
+        info.observer_master_id = 3
+    if role == "leader":
+        info.leader_stats = LeaderStats(learners=3, synced_followers=2, synced_observers=1)
+        info.proposal_sizes = (72, 48, 190)
+    return info
+
+
+# mntr keys coordcore prints, in the order ZooKeeper 3.8 prints them (it prints many more in between)
+_HEAD = ["zk_version", "zk_server_state", "zk_peer_state"]
+_BODY = ["zk_ephemerals_count", "zk_num_alive_connections", "zk_avg_latency", "zk_outstanding_requests",
+         "zk_znode_count", "zk_global_sessions", "zk_packets_sent", "zk_packets_received", "zk_watch_count",
+         "zk_min_latency", "zk_max_file_descriptor_count", "zk_approximate_data_size",
+         "zk_open_file_descriptor_count", "zk_local_sessions", "zk_uptime", "zk_max_latency"]
+MEMBER_MNTR_KEYS = {
+    "follower": _HEAD + _BODY + ["zk_quorum_size"],
+    "observer": _HEAD + ["zk_observer_master_id"] + _BODY + ["zk_quorum_size"],
+    "leader": _HEAD + ["zk_ephemerals_count", "zk_num_alive_connections", "zk_avg_latency",
+                       "zk_min_proposal_size", "zk_outstanding_requests", "zk_znode_count", "zk_global_sessions",
+                       "zk_packets_sent", "zk_packets_received", "zk_max_proposal_size", "zk_synced_followers",
+                       "zk_watch_count", "zk_synced_non_voting_followers", "zk_synced_observers",
+                       "zk_min_latency", "zk_max_file_descriptor_count", "zk_approximate_data_size",
+                       "zk_open_file_descriptor_count", "zk_last_proposal_size", "zk_pending_syncs",
+                       "zk_local_sessions", "zk_uptime", "zk_max_latency", "zk_learners", "zk_quorum_size"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(MEMBER_MNTR_KEYS))
+def test_member_mntr_keys_in_zookeepers_order(role):
+    lines = render("mntr", member_info(role), ALL).splitlines()
+    assert [line.split("\t")[0] for line in lines] == MEMBER_MNTR_KEYS[role]
+    values = dict(line.split("\t", 1) for line in lines)
+    assert values["zk_server_state"] == role
+    assert values["zk_quorum_size"] == "3"
+    if role == "leader":
+        assert values["zk_peer_state"] == "leading - broadcast"
+        assert [values[k] for k in ("zk_learners", "zk_synced_followers", "zk_synced_non_voting_followers",
+                                    "zk_synced_observers", "zk_pending_syncs")] == ["3", "2", "0", "1", "0"]
+        assert [values[f"zk_{k}_proposal_size"] for k in ("last", "min", "max")] == ["72", "48", "190"]
+    if role == "observer":
+        assert values["zk_observer_master_id"] == "3"
+
+
+def test_leader_uptime_when_known_and_proposal_sizes_before_any_proposal():
+    info = member_info("leader")
+    info.proposal_sizes = None
+    info.leader_stats.uptime_ms = 1547
+    values = dict(line.split("\t", 1) for line in render("mntr", info, ALL).splitlines())
+    assert values["zk_leader_uptime"] == "1547"
+    keys = list(values)
+    assert keys.index("zk_pending_syncs") + 1 == keys.index("zk_leader_uptime") == keys.index("zk_local_sessions") - 1
+    assert [values[f"zk_{k}_proposal_size"] for k in ("last", "min", "max")] == ["-1", "-1", "-1"]
+
+
+def test_standalone_mntr_has_no_member_keys():
+    keys = {line.split("\t")[0] for line in render("mntr", sample_info(), ALL).splitlines()}
+    assert not keys & {"zk_peer_state", "zk_quorum_size", "zk_learners", "zk_synced_followers"}
+
+
+@pytest.mark.parametrize("role", ["leader", "follower", "observer"])
+def test_member_srvr_and_stat(role):
+    info = member_info(role)
+    for cmd in ("srvr", "stat"):
+        text = render(cmd, info, ALL)
+        assert f"\nMode: {role}\nNode count: 9\n" in text
+        assert ("Proposal sizes last/min/max: 72/48/190\n" in text) == (role == "leader")
+        assert text.endswith("\n")
+
+
+def test_member_conf_ends_with_zookeepers_quorum_section():
+    conf = render("conf", member_info("observer"), ALL)
+    standalone, quorum = conf.split("serverId=4\n")
+    assert standalone.startswith("clientPort=31234\nsecureClientPort=-1\n") and "\ntickTime=200\n" in standalone
+    assert quorum == ("initLimit=10\nsyncLimit=5\nelectionAlg=3\nelectionPort=3891\nquorumPort=2891\n"
+                      "peerType=1\nmembership: \n"
+                      "server.1=127.0.0.1:2888:3888:participant\nserver.2=127.0.0.1:2889:3889:participant\n"
+                      "server.3=127.0.0.1:2890:3890:participant\nserver.4=127.0.0.1:2891:3891:observer\n"
+                      "version=0")  # no newline after the version, as ZooKeeper prints it
+    assert "peerType=0\n" in render("conf", member_info("leader"), ALL)
+    assert render("conf", sample_info(), ALL).endswith("serverId=0\n")  # standalone: no quorum section
+
+
+def test_server_line_client_part_and_ipv6():
+    assert server_line(PeerSpec(1, "zk1", 2888, 3888)) == "zk1:2888:3888:participant"
+    assert server_line(PeerSpec(2, "zk2", 2888, 3888, client_port=2181)) == "zk2:2888:3888:participant;0.0.0.0:2181"
+    assert (server_line(PeerSpec(3, "::1", 2888, 3888, observer=True, client_host="::1", client_port=2181))
+            == "[::1]:2888:3888:observer;[::1]:2181")
+
+
+def test_members_listed_in_java_hashmap_order():
+    assert java_hashmap_order([3, 1, 2]) == [1, 2, 3]
+    assert java_hashmap_order([1, 17, 2, 3]) == [1, 17, 2, 3]  # 17 shares bucket 1 of 16
+    assert java_hashmap_order(range(1, 14)) == list(range(1, 14))  # 13 members: a table of 32
 
 
 def test_unknown_word_is_refused_and_side_effects_are_named():

@@ -14,6 +14,16 @@ What the runtime has to do around :func:`render`:
 * :func:`side_effect` names the stats reset ``srst``/``crst`` ask for (when whitelisted);
 * write the whole reply at once, then close the connection (kazoo reads it with a single ``recv``).
 
+Ensemble members: ``ServerInfo.peer_state`` is set (None on a standalone server), and with it mntr
+prints what ZooKeeper 3.8's QuorumZooKeeperServer adds -- ``zk_peer_state`` ("leading - broadcast",
+"following - broadcast", "observing - broadcast"; "<state> - <zab phase>[ - <sync mode>]" in general)
+and ``zk_quorum_size`` (the number of voters); an observer adds ``zk_observer_master_id``; a leader
+(``ServerInfo.leader_stats``) adds ``zk_learners`` (every connected learner, observers included),
+``zk_synced_followers`` (voters past the start of their sync), ``zk_synced_non_voting_followers``,
+``zk_synced_observers``, ``zk_pending_syncs`` and its proposal sizes -- each at the place ZooKeeper's
+metrics map puts it.  ``conf`` then ends with QuorumZooKeeperServer's quorum section (initLimit ...
+``membership:``, one ``server.N=`` line per member, ``version=0``, without a final newline).
+
 Watches: like ZooKeeper, ``wchs``/``wchc``/``wchp`` describe its *data* watch table (getData/exists,
 and the persistent and persistent-recursive watches it files there too), while ``mntr``'s
 ``zk_watch_count`` counts its data and child tables together (``ServerInfo.watch_count``).
@@ -99,6 +109,17 @@ class SessionInfo:
 
 
 @dataclass
+class LeaderStats:
+    """What a leader's mntr adds (ZooKeeper 3.8's LeaderZooKeeperServer gauges)."""
+    learners: int = 0                     # zk_learners: learners connected (followers and observers)
+    synced_followers: int = 0             # zk_synced_followers: voters being synced or in sync
+    synced_non_voting_followers: int = 0  # zk_synced_non_voting_followers (only with reconfig: 0)
+    synced_observers: int = 0             # zk_synced_observers
+    pending_syncs: int = 0                # zk_pending_syncs: learners' syncs waiting for a commit
+    uptime_ms: int | None = None          # zk_leader_uptime (since broadcast began); None: not printed
+
+
+@dataclass
 class ServerInfo:
     """A snapshot of everything the four-letter words print; the runtime fills it."""
     config: ServerConfig = field(default_factory=ServerConfig)
@@ -131,7 +152,12 @@ class ServerInfo:
     log_dir: str | None = None       # where the txn log lives (None: config.log_dir)
     data_dir_size: int = 0
     data_log_size: int = 0
-    proposal_sizes: tuple[int, int, int] | None = None  # leader only: last/min/max
+    proposal_sizes: tuple[int, int, int] | None = None  # leader only: last/min/max (-1 each: none yet)
+    # ensemble members only (None on a standalone server; see the module docstring)
+    peer_state: str | None = None    # mntr's zk_peer_state, e.g. "following - broadcast"
+    quorum_size: int | None = None   # mntr's zk_quorum_size: the number of voters
+    observer_master_id: int | None = None  # observers: the sid they learn from
+    leader_stats: LeaderStats | None = None  # leaders only
     trace_mask: int = DEFAULT_TRACE_MASK
     environment: list[tuple[str, str]] | None = None  # None: collect_environment()
     extra_metrics: dict[str, int | float | str] = field(default_factory=dict)  # appended to mntr
@@ -286,7 +312,53 @@ def _conf(info):
             f"minSessionTimeout={cfg.min_session_timeout_ms}\n"
             f"maxSessionTimeout={cfg.max_session_timeout_ms}\n"
             f"clientPortListenBacklog=-1\n"
-            f"serverId={info.server_id}\n")
+            f"serverId={info.server_id}\n") + (_quorum_conf(info) if info.peer_state is not None else "")
+
+
+def _quorum_conf(info) -> str:
+    # QuorumZooKeeperServer.dumpConf: the quorum keys, then QuorumMaj.toString() (static config:
+    # version 0, and no newline after it).
+    cfg = info.config
+    me = cfg.me
+    lines = [f"initLimit={cfg.init_limit}", f"syncLimit={cfg.sync_limit}", f"electionAlg={cfg.election_alg}",
+             f"electionPort={me.election_port if me else -1}", f"quorumPort={me.quorum_port if me else -1}",
+             f"peerType={1 if cfg.peer_type == 'observer' else 0}", "membership: "]
+    by_sid = {p.sid: p for p in cfg.servers}
+    for sid in java_hashmap_order(by_sid):
+        lines.append(f"server.{sid}={server_line(by_sid[sid])}")
+    return "\n".join(lines) + "\nversion=0"
+
+
+def server_line(p) -> str:
+    """A member as ZooKeeper's QuorumServer.toString() prints it:
+    ``host:quorumPort:electionPort:participant|observer[;clientHost:clientPort]`` (the client part only
+    when the server line has one; a bare client port is printed with host 0.0.0.0)."""
+    text = f"{_delimited(p.host)}:{p.quorum_port}:{p.election_port}:{'observer' if p.observer else 'participant'}"
+    if p.client_port is not None:
+        text += f";{_delimited(p.client_host or '0.0.0.0')}:{p.client_port}"
+    return text
+
+
+def _delimited(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def java_hashmap_order(sids) -> list[int]:
+    """The order a java.util.HashMap<Long, _> holding ``sids`` iterates them in (ZooKeeper lists the
+    members from one): by bucket, i.e. ascending for sids below the table size (16 for up to 12
+    members).  Sids sharing a bucket (only sids >= the table size can) are put in ascending order,
+    where Java keeps the order it read them from the config in."""
+    sids = sorted(sids)
+    capacity = 16
+    while len(sids) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(sid: int) -> int:
+        h = (sid ^ (sid >> 32)) & 0xFFFFFFFF  # Long.hashCode
+        h ^= h >> 16                          # HashMap.hash
+        return h & (capacity - 1)
+
+    return sorted(sids, key=bucket)
 
 
 def _mntr(info):
@@ -294,31 +366,56 @@ def _mntr(info):
     if fds == (None, None):
         fds = fd_counts()
     watch_count = info.watch_count if info.watch_count is not None else _watch_total(info)
+    lead = info.leader_stats
+    sizes = info.proposal_sizes if info.proposal_sizes is not None else (-1, -1, -1)
     # Key order as ZooKeeper 3.8 prints them (its metrics map order); tools read them by key.
     rows: list[tuple[str, object]] = [
         ("zk_version", info.version),
         ("zk_server_state", info.mode),
+    ]
+    if info.peer_state is not None:
+        rows.append(("zk_peer_state", info.peer_state))
+    if info.observer_master_id is not None:
+        rows.append(("zk_observer_master_id", info.observer_master_id))
+    rows += [
         ("zk_ephemerals_count", _ephemerals_count(info)),
         ("zk_num_alive_connections", len(info.connections)),
         ("zk_avg_latency", round(float(info.latency_avg_ms), 4)),
+    ]
+    if lead is not None:
+        rows.append(("zk_min_proposal_size", sizes[1]))
+    rows += [
         ("zk_outstanding_requests", info.outstanding),
         ("zk_znode_count", info.node_count),
         ("zk_global_sessions", len(info.sessions)),
         ("zk_packets_sent", info.packets_sent),
         ("zk_packets_received", info.packets_received),
-        ("zk_watch_count", watch_count),
-        ("zk_min_latency", info.latency_min_ms),
     ]
+    if lead is not None:
+        rows += [("zk_max_proposal_size", sizes[2]), ("zk_synced_followers", lead.synced_followers)]
+    rows.append(("zk_watch_count", watch_count))
+    if lead is not None:
+        rows += [("zk_synced_non_voting_followers", lead.synced_non_voting_followers),
+                 ("zk_synced_observers", lead.synced_observers)]
+    rows.append(("zk_min_latency", info.latency_min_ms))
     if fds[1] is not None:
         rows.append(("zk_max_file_descriptor_count", fds[1]))
     rows.append(("zk_approximate_data_size", info.approximate_data_size))
     if fds[0] is not None:
         rows.append(("zk_open_file_descriptor_count", fds[0]))
+    if lead is not None:
+        rows += [("zk_last_proposal_size", sizes[0]), ("zk_pending_syncs", lead.pending_syncs)]
+        if lead.uptime_ms is not None:
+            rows.append(("zk_leader_uptime", lead.uptime_ms))
     rows += [
         ("zk_local_sessions", 0),
         ("zk_uptime", info.uptime_ms),
         ("zk_max_latency", info.latency_max_ms),
     ]
+    if lead is not None:
+        rows.append(("zk_learners", lead.learners))
+    if info.quorum_size is not None:
+        rows.append(("zk_quorum_size", info.quorum_size))
     rows += list(info.extra_metrics.items())
     return "".join(f"{k}\t{_num(v)}\n" for k, v in rows)
 

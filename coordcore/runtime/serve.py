@@ -645,13 +645,15 @@ class Server:
                                            expires_at_ms=s.expires_ms,
                                            ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
                     for s in node.sessions.sessions.values()]
-        mode, serving = "standalone", True
+        mode, serving, member = "standalone", True, {}
         if self.peer is not None:
             mode = _MODES.get(self.peer.state, "looking")
             serving = self.replica.serving
+            member = self._member_info()
+        last_zxid = max(tree.last_zxid, member.pop("epoch_zxid", 0))
         return fourletter.ServerInfo(
-            mode=mode, serving=serving, server_id=self.config.server_id,
-            config=self.config, client_port=self.port, last_zxid=tree.last_zxid,
+            **member, mode=mode, serving=serving, server_id=self.config.server_id,
+            config=self.config, client_port=self.port, last_zxid=last_zxid,
             node_count=len(tree.nodes) + 1,  # ZooKeeper counts its root twice (stored as "" and "/")
             latency_min_ms=self.lat_min, latency_avg_ms=(self.lat_total / self.lat_count) if self.lat_count else 0.0,
             latency_max_ms=self.lat_max, packets_received=self.packets_received, packets_sent=self.packets_sent,
@@ -662,6 +664,49 @@ class Server:
             snap_dir=self.storage.snap_dir, log_dir=self.storage.log_dir,
             data_dir_size=_dir_size(self.storage.snap_dir), data_log_size=_dir_size(self.storage.log_dir),
             trace_mask=self.trace_mask)
+
+    def _member_info(self) -> dict:
+        """An ensemble member's part of the 4lw snapshot, read from its QuorumPeer (ServerInfo fields).
+
+        zk_peer_state is ZooKeeper's "<state> - <zab phase>": discovery until the epoch is agreed,
+        synchronization until the role broadcasts.  A leader counts its learners as ZooKeeper's Leader
+        does: every handshake it holds (learners), and the voters / observers past the start of their
+        sync (ZooKeeper's forwarding followers / observing learners); pending syncs are the distinct
+        zxids learners' syncs wait on.  Proposal sizes are the txns this leader proposed that are still
+        in its in-memory window (the last commitLogCount applied and all newer ones): last exact, min and
+        max over that window; -1 each before the first proposal, as ZooKeeper prints them.  A leader's
+        srvr zxid is at least (its epoch, 0) ("epoch_zxid"): ZooKeeper's leader sets its last processed
+        zxid so when it starts, before it proposes anything."""
+        from coordcore.zab import leader as zab_leader, learner as zab_learner
+
+        peer = self.peer
+        role = peer.role
+        state = {PeerState.LEADING: "leading", PeerState.FOLLOWING: "following",
+                 PeerState.OBSERVING: "observing"}.get(peer.state, "looking")
+        phase = None
+        if isinstance(role, zab_leader.Leader):
+            phase = ("discovery" if role.phase < zab_leader.Phase.SYNC else
+                     "synchronization" if role.phase < zab_leader.Phase.BROADCAST else "broadcast")
+        elif isinstance(role, zab_learner.Learner):
+            phase = ("discovery" if role.phase < zab_learner.Phase.SYNC else
+                     "synchronization" if role.phase < zab_learner.Phase.BROADCAST else "broadcast")
+        info: dict = {"peer_state": state if phase is None else f"{state} - {phase}",
+                      "quorum_size": len(peer.quorum.voters)}
+        if peer.state is PeerState.OBSERVING and peer.leader_sid is not None:
+            info["observer_master_id"] = peer.leader_sid
+        if isinstance(role, zab_leader.Leader):
+            handles = list(role.handles.values())
+            synced = [h for h in handles if h.stage >= zab_leader.Stage.SYNCING]
+            info["leader_stats"] = fourletter.LeaderStats(
+                learners=len(handles), synced_followers=sum(1 for h in synced if h.is_voter),
+                synced_observers=sum(1 for h in synced if not h.is_voter),
+                pending_syncs=len({z for z, _, _ in role.pending_syncs}))
+            sizes = ([len(txn) for _, txn in peer.history.after(Z.make(role.epoch, 0))]
+                     if role.epoch is not None else [])
+            info["proposal_sizes"] = (sizes[-1], min(sizes), max(sizes)) if sizes else (-1, -1, -1)
+            if role.serving:
+                info["epoch_zxid"] = Z.make(role.epoch, 0)
+        return info
 
 
 _SYNC_KINDS = {zab_messages.Diff: "diff", zab_messages.Trunc: "trunc", zab_messages.Snap: "snap"}

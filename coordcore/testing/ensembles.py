@@ -159,13 +159,15 @@ class EnsembleHandle(abc.ABC):
 
     def __init__(self, voters: int = 3, observers: int = 0, config: Mapping[str, Any] | None = None,
                  work_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", *,
-                 keep_work_dir: bool = False):
+                 keep_work_dir: bool = False, proxied: bool = True):
         """Pick the members' real ports (asked of the OS) and open the proxy ports; start nothing.
 
         ``voters`` / ``observers``: member counts (sids 1..voters are voters, the rest observers).
         ``config``: zoo.cfg keys over :data:`DEFAULT_ENSEMBLE_CONFIG` (None drops a key).
         ``work_dir``: where the members' dirs go (kept by ``close()``); default a new temp dir,
         removed by ``close()`` unless ``keep_work_dir``.  ``host``: the address everything binds.
+        ``proxied=False``: no link proxies -- members and clients talk directly (``coordcore
+        ensemble`` runs this way); the link faults then raise RuntimeError.
         """
         if voters < 1 or observers < 0 or voters + observers < 2:
             raise ValueError("an ensemble needs at least one voter and two members")
@@ -198,14 +200,17 @@ class EnsembleHandle(abc.ABC):
             self.members[sid] = Member(sid=sid, role="voter" if sid <= voters else "observer", dir=d,
                                        client_port=ports[3 * i], quorum_port=ports[3 * i + 1],
                                        election_port=ports[3 * i + 2])
-        self.proxy = LinkProxy(host)
+        self.proxied = proxied
         self._links: dict[tuple[Any, int, str], Link] = {}
-        try:
-            self._make_links(set(ports))
-        except BaseException:
-            self.proxy.close()
-            raise
-        self._finalizers.insert(0, weakref.finalize(self, self.proxy.close))
+        self.proxy: LinkProxy | None = None
+        if proxied:
+            self.proxy = LinkProxy(host)
+            try:
+                self._make_links(set(ports))
+            except BaseException:
+                self.proxy.close()
+                raise
+            self._finalizers.insert(0, weakref.finalize(self, self.proxy.close))
         self._closed = False
 
     def _distinct_ports(self, n: int) -> list[int]:
@@ -242,6 +247,8 @@ class EnsembleHandle(abc.ABC):
     def link(self, initiator: Any, acceptor: int, kind: str) -> Link:
         """The proxy link ``initiator -> acceptor`` of ``kind`` ("quorum", "election"; or initiator
         ``"client"`` and kind ``"client"``)."""
+        if not self.proxied:
+            raise RuntimeError("this ensemble runs without link proxies (proxied=False)")
         return self._links[(initiator, acceptor, kind)]
 
     @property
@@ -251,7 +258,8 @@ class EnsembleHandle(abc.ABC):
 
     def member_connect_string(self, sid: int) -> str:
         """Member ``sid``'s client proxy address (subject to :meth:`cut_client`)."""
-        self.member(sid)
+        if not self.proxied:
+            return self.direct_connect_string(sid)
         return self.link("client", sid, "client").address
 
     def direct_connect_string(self, sid: int) -> str:
@@ -266,7 +274,8 @@ class EnsembleHandle(abc.ABC):
             address = (host, int(port))
         port = int(address[1])
         for sid in self.sids:
-            if port in (self.link("client", sid, "client").port, self.members[sid].client_port):
+            proxy_port = self.link("client", sid, "client").port if self.proxied else None
+            if port in (proxy_port, self.members[sid].client_port):
                 return sid
         return None
 
@@ -283,7 +292,7 @@ class EnsembleHandle(abc.ABC):
             cfg["peerType"] = "observer"
         for other in self.sids:
             o = self.members[other]
-            if other == sid:
+            if other == sid or not self.proxied:
                 quorum, election = (self.host, o.quorum_port), (self.host, o.election_port)
             else:
                 q, e = self.link(sid, other, "quorum"), self.link(sid, other, "election")
@@ -341,7 +350,8 @@ class EnsembleHandle(abc.ABC):
             self._stop_all()
         finally:
             try:
-                self.proxy.close()
+                if self.proxy is not None:
+                    self.proxy.close()
             finally:
                 for fin in self._finalizers:
                     fin()
@@ -567,27 +577,32 @@ class EnsembleHandle(abc.ABC):
         for sid in sids:
             self.member(sid)
 
+    def _faults(self) -> LinkProxy:
+        if self.proxy is None:
+            raise RuntimeError("link faults need the link proxies: this ensemble runs with proxied=False")
+        return self.proxy
+
     def partition(self, groups: Sequence[Iterable[int]]) -> None:
         """Cut, both ways, every link between members of different groups (``[[1, 2], [3]]``).
         Replaces earlier cuts between members; members in no group keep all their links.  Client
         links are not affected (see :meth:`cut_client`)."""
         groups = [list(g) for g in groups]
         self._check_sids(*(s for g in groups for s in g))
-        self.proxy.partition(groups)
+        self._faults().partition(groups)
 
     def cut(self, a: int, b: int, both: bool = False) -> None:
         """Hold ``a``'s traffic to ``b`` (and ``b``'s to ``a`` if ``both``) until :meth:`heal`."""
         self._check_sids(a, b)
-        self.proxy.cut(a, b, both=both)
+        self._faults().cut(a, b, both=both)
 
     def delay(self, a: int, b: int, ms: float) -> None:
         """Deliver ``a``'s traffic to ``b`` ``ms`` milliseconds late (one direction; 0 removes it)."""
         self._check_sids(a, b)
-        self.proxy.delay(a, b, ms)
+        self._faults().delay(a, b, ms)
 
     def heal(self) -> None:
         """Remove every link fault (cuts, partitions, delays, client cuts); held bytes are delivered."""
-        self.proxy.heal()
+        self._faults().heal()
 
     @staticmethod
     def _client_identity(client) -> tuple[tuple[str, int] | None, int | None]:
@@ -610,13 +625,13 @@ class EnsembleHandle(abc.ABC):
         address, session_id = self._client_identity(client)
         if address is None and session_id is None:
             raise ValueError("the client has neither a connection nor a session")
-        return self.proxy.cut_client(sid, address=address, session_id=session_id)
+        return self._faults().cut_client(sid, address=address, session_id=session_id)
 
     def heal_client(self, client, sid: int) -> None:
         """Undo :meth:`cut_client`; held bytes of the client's connection there are delivered."""
         self._check_sids(sid)
         address, session_id = self._client_identity(client)
-        self.proxy.heal_client(sid, address=address, session_id=session_id)
+        self._faults().heal_client(sid, address=address, session_id=session_id)
 
     def session_known(self, session_id: int) -> bool:
         """True if some running member still lists ``session_id`` in ``dump`` (the leader lists every
@@ -661,7 +676,7 @@ class EnsembleHandle(abc.ABC):
         deadline = time.monotonic() + timeout
         try:
             for sid in self.sids:
-                self.proxy.cut_client(sid, address=address, session_id=session_id)
+                self._faults().cut_client(sid, address=address, session_id=session_id)
             try:
                 while self.session_known(session_id):
                     if time.monotonic() >= deadline:
@@ -669,7 +684,7 @@ class EnsembleHandle(abc.ABC):
                     time.sleep(0.1)
             finally:
                 for sid in self.sids:
-                    self.proxy.heal_client(sid, address=address, session_id=session_id)
+                    self._faults().heal_client(sid, address=address, session_id=session_id)
             while not lost.is_set() and getattr(client, "_session_id", None) == session_id:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"session 0x{session_id:x} expired on the servers but the client "
