@@ -82,6 +82,8 @@ class Connect(IntEnum):
     INVALID = 1       # unknown, closing or expired session, or a wrong password: answer 0/0, then close
     ESTABLISHED = 2   # a session resumed: answer with (session id, timeout, passwd) now
     PENDING = 3       # decided later: SESSION (or INVALID) is delivered once the ensemble agreed
+    READ_ONLY = 4     # read-only mode: a read-only session, answered now with read_only=True (see
+                      # Replica.read_only_session: its id, and the passwd to answer with)
 
 
 @dataclass(slots=True)
@@ -106,7 +108,7 @@ class Replica:
     def __init__(self, *, state: DurableState, now_ms: int, tick_ms: int, server_id: int,
                  min_session_timeout_ms: int, max_session_timeout_ms: int, reap_interval_ms: int,
                  extended_types: bool = False, super_digest: str | None = None, enforce_quota: bool = False,
-                 reconfig_enabled: bool = False, peer=None):
+                 reconfig_enabled: bool = False, peer=None, read_only_enabled: bool = False):
         self.tick_ms = tick_ms
         self.server_id = server_id
         self.prep_settings = dict(extended_types=extended_types, super_digest=super_digest,
@@ -131,6 +133,12 @@ class Replica:
             peer.snapshot_provider = self.snapshot_of_applied
         self._serving = self.consensus.serving
         self._ensemble = peer is not None
+        # read-only mode (readonlymode.enabled): a member out of broadcast for READ_ONLY_AFTER serves
+        # reads to clients that asked for a read-only session, and refuses their writes (NOTREADONLY)
+        self.read_only_enabled = read_only_enabled and peer is not None
+        self._not_serving_since = now_ms
+        self._ro_conns: dict[object, int] = {}       # read-only connection -> its session id
+        self._ro_sessions: dict[int, bytes] = {}     # read-only session id -> passwd (local, never replicated)
         if peer is not None:
             self._role_changed(now_ms)  # (a peer starts LOOKING; this only matters to a test's fake)
 
@@ -236,6 +244,14 @@ class Replica:
             self.proposer = None
         if self._serving and not serving:
             self._close_all()
+            self._not_serving_since = now_ms
+        if serving and not self._serving and self._ro_conns:
+            # back in broadcast: read-only clients reconnect for a read-write session (as ZooKeeper's
+            # read-only server shuts down, closing every connection)
+            for conn in self._ro_conns:
+                self._ready.deliver.append((DROP, conn, None, None))
+            self._ro_conns.clear()
+            self._ro_sessions.clear()
         if serving != self._serving:
             self._ready.state_changed = True
         self._serving = serving
@@ -245,7 +261,9 @@ class Replica:
         # An ordered set (a dict), not a set: the DROPs come in a reproducible order, which the
         # simulator's byte-for-byte replay needs (a set of connections iterates by object hash).
         conns = dict.fromkeys([*self.session_conns.values(), *self._creating, *self._queues,
-                               *(conn for conn, _, _ in self._revalidating.values())])
+                               *(conn for conn, _, _ in self._revalidating.values()), *self._ro_conns])
+        self._ro_conns.clear()
+        self._ro_sessions.clear()
         for conn in conns:
             self._ready.deliver.append((DROP, conn, None, None))
         self.session_conns.clear()
@@ -265,6 +283,8 @@ class Replica:
         answers the session's own (replicated) timeout instead, since a resume does not renegotiate it."""
         self._now = now_ms
         node = self.node
+        if not self._serving and req.read_only and self.read_only_mode(now_ms):
+            return self._connect_read_only(conn, req, passwd)
         if not self._serving or req.last_zxid_seen > node.committed.last_zxid:
             return Connect.REFUSED, 0
         timeout = min(max(req.timeout_ms, self.min_session_timeout_ms), self.max_session_timeout_ms)
@@ -304,14 +324,52 @@ class Replica:
         self.session_conns[req.session_id] = conn
         return Connect.ESTABLISHED, timeout
 
+    def read_only_mode(self, now_ms: int) -> bool:
+        """Whether this member serves read-only clients now: read-only mode is on and the member has been
+        out of broadcast for READ_ONLY_AFTER_MS or a tick, whichever is longer (ZooKeeper waits the same
+        before it starts its read-only server, so an ordinary election does not flap clients)."""
+        return (self.read_only_enabled and not self._serving
+                and now_ms - self._not_serving_since >= max(READ_ONLY_AFTER_MS, self.tick_ms))
+
+    def _connect_read_only(self, conn, req: P.ConnectRequest, passwd: bytes):
+        """A read-only session: a new one is local to this member (never replicated, gone with its
+        connection); a session the member knows, replicated or read-only, resumes with its password."""
+        node = self.node
+        timeout = min(max(req.timeout_ms, self.min_session_timeout_ms), self.max_session_timeout_ms)
+        if req.session_id == 0:
+            sid = node.sessions.allocate_id()
+            self._ro_sessions[sid] = passwd
+        else:
+            sid = req.session_id
+            sess = node.sessions.get(sid)
+            known = self._ro_sessions.get(sid)
+            if sess is not None and not sess.closing and sess.passwd == req.passwd:
+                passwd, timeout = sess.passwd, sess.timeout_ms
+            elif known is not None and known == req.passwd:
+                passwd = known
+            else:
+                return Connect.INVALID, 0
+        self._ro_conns[conn] = sid
+        self.read_only_session = (sid, passwd)
+        return Connect.READ_ONLY, timeout
+
+    read_only_session: tuple[int, bytes] = (0, b"")
+
     def accepts_requests(self, session_id: int) -> bool:
         """False once the session is gone or closing: its requests get SESSIONEXPIRED."""
         sess = self.node.sessions.sessions.get(session_id)
-        return sess is not None and not sess.closing
+        return (sess is not None and not sess.closing) or session_id in self._ro_sessions
 
     def submit(self, conn, p, now_ms: int) -> None:
         """A client write: decided by the leader (answered once durable and applied, in order)."""
         self._now = now_ms
+        if self._ro_conns and conn in self._ro_conns:
+            if p.op == _CLOSE_SESSION:  # a read-only session is local: closing it is closing the connection
+                self._ready.deliver.append((REPLY, conn, p, (0, b"")))
+                self._ready.deliver.append((CLOSE, conn, None, None))
+            else:
+                self._ready.deliver.append((REPLY, conn, p, (_NOTREADONLY, b"")))
+            return
         if self._parked and conn in self._parked:
             self._parked[conn].append((self.submit, p))
             return
@@ -362,6 +420,8 @@ class Replica:
         or None (then REPLY follows)."""
         if isinstance(self.consensus, Solo):
             return self.read_after_writes(conn, p)
+        if self._ro_conns and conn in self._ro_conns:
+            return _NOTREADONLY, b""  # (ZooKeeper's read-only server refuses sync too)
         if self._parked and conn in self._parked:
             self._parked[conn].append((self.sync, p))
             return None
@@ -408,6 +468,10 @@ class Replica:
 
     def connection_closed(self, conn) -> None:
         self.node.watches.remove_watcher(conn)
+        if self._ro_conns:
+            ro = self._ro_conns.pop(conn, None)
+            if ro is not None and ro not in self._ro_conns.values():
+                self._ro_sessions.pop(ro, None)
         sid = self._creating.pop(conn, None)
         if sid is not None:
             self._new_sessions.pop(sid, None)
@@ -585,4 +649,6 @@ class Replica:
 _NOBODY = (None, None)
 _T_ERROR, _T_CLOSE_SESSION, _CLOSE_SESSION = T.T_ERROR, T.T_CLOSE_SESSION, P.CLOSE_SESSION
 _SESSIONMOVED = int(Err.SESSIONMOVED)
+_NOTREADONLY = int(Err.NOTREADONLY)
+READ_ONLY_AFTER_MS = 2000  # out of broadcast this long before serving read-only clients (as ZooKeeper)
 READY_ROUNDS_MAX = 4  # consensus Readies folded into one replica Ready (proposals made while handling one)

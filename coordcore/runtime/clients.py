@@ -169,13 +169,13 @@ class ClientConnection(asyncio.Protocol):
         self.has_read_only_flag = req.has_read_only
         self.server.handle_connect(self, req)
 
-    def session_established(self, session_id, timeout_ms, passwd):
+    def session_established(self, session_id, timeout_ms, passwd, read_only=False):
         self.session_id = session_id
         self.timeout_ms = timeout_ms
         self.state = S_CONNECTED
         self.established_ms = int(time.time() * 1000)
         self.send(P.encode_connect_response(timeout_ms, session_id, passwd,
-                                            False if self.has_read_only_flag else None))
+                                            read_only if self.has_read_only_flag else None))
         log.debug("client.session_established", peer="%s:%s" % self.peer, session="0x%x" % session_id,
                   timeout_ms=timeout_ms)
         if self.inbuf:

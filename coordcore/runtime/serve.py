@@ -146,7 +146,7 @@ class Server:
                                reap_interval_ms=cfg.container_check_interval_ms,
                                extended_types=cfg.extended_types_enabled, super_digest=cfg.super_digest,
                                enforce_quota=cfg.enforce_quota, reconfig_enabled=cfg.reconfig_enabled,
-                               peer=self.peer)
+                               peer=self.peer, read_only_enabled=cfg.read_only)
         self.node = self.replica.node
         if self.network is not None:
             await self.network.start()
@@ -230,6 +230,10 @@ class Server:
         elif decision is Connect.INVALID:
             log.info("client.session_invalid", peer="%s:%s" % conn.peer, session=Z.fmt(req.session_id))
             conn.session_invalid()
+        elif decision is Connect.READ_ONLY:
+            sid, passwd = replica.read_only_session
+            log.info("client.read_only_session", peer="%s:%s" % conn.peer, session=Z.fmt(sid))
+            conn.session_established(sid, timeout, passwd, read_only=True)
         else:
             conn.session_established(req.session_id, timeout, req.passwd)
 
@@ -645,14 +649,16 @@ class Server:
                                            expires_at_ms=s.expires_ms,
                                            ephemerals=tuple(sorted(tree.ephemerals.get(s.session_id, ()))))
                     for s in node.sessions.sessions.values()]
-        mode, serving, member = "standalone", True, {}
+        mode, serving, member, read_only = "standalone", True, {}, False
         if self.peer is not None:
             mode = _MODES.get(self.peer.state, "looking")
             serving = self.replica.serving
             member = self._member_info()
+            if self.replica.read_only_mode(_now_ms()):  # out of broadcast, serving read-only clients
+                mode, serving, read_only = "read-only", True, True
         last_zxid = max(tree.last_zxid, member.pop("epoch_zxid", 0))
         return fourletter.ServerInfo(
-            **member, mode=mode, serving=serving, server_id=self.config.server_id,
+            **member, mode=mode, serving=serving, read_only=read_only, server_id=self.config.server_id,
             config=self.config, client_port=self.port, last_zxid=last_zxid,
             node_count=len(tree.nodes) + 1,  # ZooKeeper counts its root twice (stored as "" and "/")
             latency_min_ms=self.lat_min, latency_avg_ms=(self.lat_total / self.lat_count) if self.lat_count else 0.0,

@@ -68,6 +68,7 @@ ZK_SYSTEM_PROPERTY_KEYS = {
     "jute.maxbuffer": "jute.maxbuffer",
     "forceSync": "zookeeper.forceSync",
     "enforceQuota": "zookeeper.enforceQuota",
+    "readonlymode.enabled": "readonlymode.enabled",  # ZooKeeper reads it only as a JVM flag
 }
 
 #: Keys the launchers own; a value given for them in ``config`` is an error.

@@ -246,3 +246,45 @@ def test_a_leader_refuses_writes_for_a_session_from_a_member_it_moved_away_from(
     txns = [T.decode(b) for _, b in peer.proposed[1:]]
     assert [(t.type, t.cxid) for t in txns] == [(T.T_ERROR, 1), (T.T_CREATE, 2)]
     assert txns[0].body == (int(Err.SESSIONMOVED),)
+
+
+def _ro_request(session_id=0, passwd=b"\0" * 16, read_only=True):
+    return P.ConnectRequest(0, 0, 1000, session_id, passwd, read_only, True)
+
+
+def test_read_only_mode_serves_read_only_sessions_after_a_grace_and_refuses_their_writes():
+    peer = FakePeer(leading=False)
+    peer.proposed = []
+    r = Replica(state=DurableState(), now_ms=T0, tick_ms=100, server_id=2, min_session_timeout_ms=200,
+                max_session_timeout_ms=2000, reap_interval_ms=1000, peer=peer, read_only_enabled=True)
+    r.ready()
+    conn = established(r, peer)
+    peer.serving = False          # cut off from the quorum
+    peer.out.state_changed = True
+    r.ready()
+    # an ordinary election is not read-only mode: nobody is served for READ_ONLY_AFTER_MS
+    assert r.connect(Conn(), _ro_request(), b"r" * 16, T0 + 1999)[0] is Connect.REFUSED
+    assert not r.read_only_mode(T0 + 1999) and r.read_only_mode(T0 + 2000)
+    ro = Conn()
+    decision, timeout = r.connect(ro, _ro_request(), b"r" * 16, T0 + 2000)
+    assert decision is Connect.READ_ONLY and timeout == 1000
+    ro.session_id, passwd = r.read_only_session
+    assert passwd == b"r" * 16 and r.accepts_requests(ro.session_id)
+    assert r.connect(Conn(), _ro_request(read_only=False), b"x" * 16, T0 + 2000)[0] is Connect.REFUSED
+    # a replicated session resumes read-only with its own password only
+    assert r.connect(Conn(), _ro_request(conn.session_id, b"wrong" * 3 + b"!"), b"x" * 16,
+                     T0 + 2000)[0] is Connect.INVALID
+    again = Conn(conn.session_id)
+    assert r.connect(again, _ro_request(conn.session_id, b"p" * 16), b"x" * 16, T0 + 2000)[0] is Connect.READ_ONLY
+    read = Token(P.EXISTS, P.PathWatch("/", False), 1, False)
+    assert r.read_after_writes(ro, read)[0] == 0          # reads are served from the member's tree
+    write = Token(P.CREATE, P.Create("/a", b"", tuple(OPEN), 0, -1), 2)
+    r.submit(ro, write, T0 + 2000)
+    assert r.sync(ro, Token(P.SYNC, P.PathOnly("/"), 3, False)) == (int(Err.NOTREADONLY), b"")
+    assert r.ready().deliver == [(REPLY, ro, write, (int(Err.NOTREADONLY), b""))]
+    assert peer.forwarded == [] and peer.proposed == []   # nothing read-only ever reaches the leader
+    # back in broadcast: the read-only clients are closed so they reconnect read-write
+    peer.serving = True
+    peer.out.state_changed = True
+    assert {c for k, c, _, _ in r.ready().deliver if k is DROP} == {ro, again}
+    assert not r.accepts_requests(ro.session_id)
