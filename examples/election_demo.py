@@ -4,11 +4,17 @@
     python examples/election_demo.py                 # on an embedded coordcore server (no Java needed)
     python examples/election_demo.py --backend zookeeper
     python examples/election_demo.py --connect 127.0.0.1:2181 --candidates 4
+    python examples/election_demo.py --ensemble 3     # on a local 3-member ensemble (real processes)
 
 Each candidate is a separate process running ``recipes.LeaderElection``. The demo kills the current
 leader with SIGKILL (no goodbye: its session simply stops), and the next candidate in line is elected
 once the server expires that session -- within the session timeout. Every leader's fencing token (the
 czxid of its election node) is larger than its predecessor's.
+
+With ``--ensemble N`` the server is a local ensemble of N member processes, and the demo first kills the
+ensemble's leading *server* with SIGKILL: the members elect a new leader, the candidates' clients move to
+another member with their sessions, and the elected candidate stays the leader -- no second leader, no
+gap.  Then it kills candidates as above.
 """
 
 from __future__ import annotations
@@ -69,14 +75,34 @@ def start_server(backend: str):
     return server
 
 
+def start_ensemble(backend: str, voters: int):
+    try:
+        from coordcore.testing import make_ensemble
+    except ImportError as e:  # pragma: no cover - a broken install
+        raise SystemExit(f"error: cannot import coordcore.testing ({e}); run `pip install -e .` first")
+    # tickTime 500: sessions of 1-10 s, and a failover well inside the demo's 2 s session timeout
+    ens = make_ensemble(backend, voters=voters, config={"tickTime": 500}, proxied=False)
+    try:
+        ens.start()
+    except Exception as e:
+        ens.close()
+        raise SystemExit(f"error: could not start a local {backend} ensemble: {e}")
+    return ens
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--connect", help="host:port of a running server (default: start an embedded one)")
     p.add_argument("--backend", choices=("coordcore", "zookeeper"), default="coordcore",
                    help="server to start when --connect is not given (default: coordcore, in-process)")
+    p.add_argument("--ensemble", type=int, metavar="N", default=0,
+                   help="start a local ensemble of N member processes instead of one server, and kill its "
+                        "leading server as well as candidates (3, 5 or 7)")
     p.add_argument("--candidates", type=int, default=3, help="number of candidate processes (>= 2)")
-    p.add_argument("--session-timeout", type=float, default=2.0, help="client session timeout, seconds")
+    p.add_argument("--session-timeout", type=float, default=None,
+                   help="client session timeout, seconds (default 2; 4 with --ensemble, so that sessions "
+                        "outlast a server failover on either backend)")
     p.add_argument("--path", default="/demo/leader_election", help="election znode path")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
@@ -86,10 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.candidates < 2:
         p.error("--candidates must be at least 2")
+    if args.ensemble and (args.ensemble < 3 or args.connect):
+        p.error("--ensemble needs at least 3 members and no --connect")
+    if args.session_timeout is None:
+        args.session_timeout = 4.0 if args.ensemble else 2.0
 
     quiet()
-    server = None
-    if args.connect is None:
+    server = ens = None
+    if args.ensemble:
+        ens = start_ensemble(args.backend, args.ensemble)
+        args.connect = ens.connect_string
+        roles = ", ".join(f"server.{sid} {mode}" for sid, mode in sorted(ens.modes().items()))
+        print(f"started a local {args.backend} ensemble on {args.connect} ({roles})")
+    elif args.connect is None:
         server = start_server(args.backend)
         args.connect = server.connect_string
         kind = "an embedded coordcore" if args.backend == "coordcore" else "an Apache ZooKeeper"
@@ -141,6 +176,26 @@ def main(argv: list[str] | None = None) -> int:
         leader, line = expect("LEADER", alive, 30)
         token = int(line.split()[2])
         print(f"\n==> {leader} is the leader (fencing token {token})")
+        if ens is not None:
+            lead_server = ens.leader()
+            print(f"    killing the ensemble's leading server, server.{lead_server}, with SIGKILL "
+                  f"(pid {ens.pid(lead_server)}) ...")
+            t0 = time.monotonic()
+            ens.kill(lead_server)
+            modes = ens.wait_serving(30)
+            new_server = next(sid for sid, mode in modes.items() if mode == "leader")
+            print(f"    the members elected server.{new_server} in {time.monotonic() - t0:.1f}s")
+            # the candidates' sessions survived: the same candidate leads, nobody else took over
+            admin.retry(admin.sync, args.path)  # (the admin's own member may be the one that died)
+            names = sorted(admin.retry(admin.get_children, args.path))
+            assert len(names) == len(alive), names
+            try:
+                other = expect("LEADER", alive - {leader}, 2 * args.session_timeout)
+            except SystemExit:
+                other = None
+            if other is not None or any(n == leader and k.startswith("STEPPED-DOWN") for n, k in pending):
+                raise SystemExit(f"error: leadership moved while only a server died: {other}")
+            print(f"==> {leader} is still the leader after the failover (every candidate's session survived)")
         while len(alive) > 1:
             print(f"    killing {leader} with SIGKILL (pid {procs[leader].pid}) ...")
             t0 = time.monotonic()
@@ -163,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(10)
         if server is not None:
             server.close()
+        if ens is not None:
+            ens.close()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,16 @@ def test_election_demo_hands_over_leadership_on_the_embedded_server():
     assert tokens == sorted(tokens) and len(set(tokens)) == 3, out
 
 
+def test_election_demo_on_an_ensemble_survives_its_leading_server_dying():
+    out = _run("election_demo.py", "--ensemble", "3")
+    assert "started a local coordcore ensemble" in out
+    assert "is still the leader after the failover" in out, out
+    leads = [line for line in out.splitlines() if "is the leader" in line or "took over" in line]
+    assert len(leads) == 3, out
+    tokens = [int(line.split("fencing token ")[1].split()[0].rstrip(")")) for line in leads]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3, out
+
+
 def test_lock_demo_rejects_the_zombie_holder():
     out = _run("lock_demo.py", "--workers", "2", "--rounds", "2")
     assert "is_held=False" in out and "REJECTED stale token" in out, out
