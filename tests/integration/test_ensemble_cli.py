@@ -39,6 +39,7 @@ def test_it_starts_members_reports_a_role_change_and_stops_them_all_on_ctrl_c(tm
     proc = subprocess.Popen([sys.executable, "-m", "coordcore", "ensemble", "--voters", "3", "--observers", "1",
                              "--tick-time", "200", "--data", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    members: dict[int, tuple[int, str]] = {}
     try:
         lines = _read_until(proc, "Ctrl-C stops every member")
         connect = next(line.split(": ", 1)[1] for line in lines if line.startswith("connect string: "))
@@ -74,6 +75,11 @@ def test_it_starts_members_reports_a_role_change_and_stops_them_all_on_ctrl_c(tm
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        for pid, _ in members.values():  # members run in sessions of their own: a failed run stops them here
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def test_bad_sizes_are_refused_with_a_clear_error():
