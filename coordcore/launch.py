@@ -3,7 +3,7 @@
 Picks free ports, writes each member's zoo.cfg and ``myid`` (under ``--data``, or a temporary
 directory removed at the end), starts the members, waits until one leads and every other member
 follows or observes, prints the connect string and each member's pid and role, and then keeps
-printing role changes until Ctrl-C (or SIGTERM), when it stops every member.  Members talk to each
+printing role changes until Ctrl-C (or SIGTERM, or its terminal closing), when it stops every member.  Members talk to each
 other directly (no fault-injecting proxies: those are coordcore.testing's).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def run(voters: int, observers: int, data: str | None, tick_ms: int, config: dic
     def on_signal(signum, frame):
         stop.set()
 
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cfg = {"tickTime": tick_ms, **config}
     ens = CoordcoreEnsemble(voters=voters, observers=observers, config=cfg, work_dir=data, proxied=False)
     try:
