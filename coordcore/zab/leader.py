@@ -430,9 +430,15 @@ class Leader(Role):
         # its PINGs keep coming).  Observers are never sent PROPOSALs, so they never have any.  The
         # clock starts at the NEWLEADER ACK at the earliest: before it the learner may be busy with a
         # long sync, which the handshake's own deadline bounds.
+        # And, like the LearnerHandler's syncLimit socket read timeout, a synced learner (voter or
+        # observer) not heard from for syncLimit ticks -- it answers every PING -- is dropped: it is
+        # no longer counted, sent to, or listened to (a request or revalidation it sent before the
+        # silence and that arrives later is ignored, since it has no handle any more).
         limit = self.peer.sync_limit * self.peer.tick_ms
         for h in list(self.handles.values()):
-            if h.stage >= Stage.SYNCED and h.unacked and now_ms - max(h.unacked[0][1], h.synced_ms) > limit:
+            if h.stage < Stage.SYNCED:
+                continue
+            if (h.unacked and now_ms - max(h.unacked[0][1], h.synced_ms) > limit) or now_ms >= h.deadline_ms:
                 self._drop(h.sid)
 
     def link_lost(self, sid: int, now_ms: int) -> None:
