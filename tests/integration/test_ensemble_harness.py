@@ -27,15 +27,10 @@ from coordcore.testing.linkproxy import CLIENT, LinkProxy
 pytestmark = pytest.mark.timeout(120)
 
 
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{message} not reached within {timeout}s")
-        time.sleep(interval)
+try:  # the helpers every ensemble test file shares (wait_until, the clients fixture)
+    from tests.integration.ensemble_util import clients, wait_until  # noqa: F401
+except ImportError:
+    from ensemble_util import clients, wait_until  # noqa: F401
 
 
 # -- the link proxy, with plain sockets ---------------------------------------------------------
@@ -204,27 +199,6 @@ def test_factory():
         make_ensemble("etcd")
     with pytest.raises(ValueError):
         ZooKeeperEnsemble(config={"server.1": "127.0.0.1:1:2"})
-
-
-@pytest.fixture
-def clients():
-    """``connect(hosts, timeout=4, **kw)`` -> started KazooClient; all stopped and closed afterwards.
-    The connection retry is capped at 0.5 s so that a client finds a healed member quickly."""
-    started = []
-
-    def connect(hosts: str, timeout: float = 4, start_timeout: float = 15, **kwargs) -> KazooClient:
-        kwargs.setdefault("connection_retry", dict(max_tries=-1, delay=0.1, backoff=2, max_delay=0.5))
-        client = KazooClient(hosts=hosts, timeout=timeout, **kwargs)
-        started.append(client)
-        client.start(timeout=start_timeout)
-        return client
-
-    yield connect
-    for client in reversed(started):
-        try:
-            client.stop()
-        finally:
-            client.close()
 
 
 @pytest.fixture
