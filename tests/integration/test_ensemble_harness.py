@@ -18,7 +18,7 @@ import time
 import uuid
 
 import pytest
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import KazooException
 
 from coordcore.testing.ensembles import CoordcoreEnsemble, ZooKeeperEnsemble, make_ensemble
