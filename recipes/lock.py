@@ -186,6 +186,12 @@ class _LockBase:
                 self._EVENTS["released"], path=self.path, node=node_path,
                 token=stat.czxid if stat else None, held_s=round(held_s, 6), outcome=outcome,
             )
+            if outcome == "session_gone" and guard is not None and not guard.lost.is_set():
+                # The session ended under the ownership and we learn it only now: the owner was cut
+                # off (a partition, a failover slower than the session), stopped trusting the lock,
+                # and released before the verdict arrived.  That is a loss, not a resignation: say so
+                # as the guard would have (before the gate opens to a new acquire).
+                self._report_lost("session_lost", node_path, stat, background=True)
         finally:
             self._gate.release()
         return True
@@ -308,16 +314,25 @@ class _LockBase:
     def _handle_lost(self, reason: str) -> None:
         with self._mutex:
             node_path, stat = self._node_path, self._stat
+        self._report_lost(reason, node_path, stat)
+
+    def _report_lost(self, reason: str, node_path: Optional[str], stat: Any, background: bool = False) -> None:
         self.lost.set()
         log.warning(
             self._EVENTS["lost"], path=self.path, node=node_path, token=stat.czxid if stat else None,
             reason=reason,
         )
         if self.on_lost is not None:
-            try:
-                self.on_lost(self)
-            except Exception:  # noqa: BLE001 - a user callback must not kill the guard
-                log.exception("recipes.on_lost_failed", path=self.path)
+            if background:  # from release(): the user's callback never runs on the releasing thread
+                threading.Thread(target=self._call_on_lost, daemon=True, name="recipes-lost").start()
+            else:
+                self._call_on_lost()
+
+    def _call_on_lost(self) -> None:
+        try:
+            self.on_lost(self)
+        except Exception:  # noqa: BLE001 - a user callback must not kill the guard
+            log.exception("recipes.on_lost_failed", path=self.path)
 
     def _delete_own(self, node_path: str, owner: Optional[int]) -> str:
         return delete_confirmed(self.client, node_path, owner)

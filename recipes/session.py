@@ -169,6 +169,7 @@ class OwnershipGuard:
         self.trust_window = 0.5 * session_timeout_s(client)
         self.check_interval = max(0.05, 0.25 * session_timeout_s(client))
         self._confirmed_at = time.monotonic()
+        self._check_in_flight = False
         self.lost = threading.Event()
         self.lost_reason: Optional[str] = None
 
@@ -262,16 +263,29 @@ class OwnershipGuard:
                 threading.Thread(target=self._verify, daemon=True, name="recipes-verify").start()
 
     def _check(self) -> None:
-        """Refresh the evidence that our session is alive and our node still ours (asynchronously)."""
-        if self.lost.is_set() or self._closed:
+        """Refresh the evidence that our session is alive and our node still ours (asynchronously).
+
+        At most one check is in flight: while the last one is unanswered, none is sent.  That is not
+        only thrift.  kazoo counts every request it sends as a ping ("requests act as implicit pings")
+        and pings only after a third of the session timeout without sending anything, while it learns
+        that a connection went silent (a partition, a paused server) only from an unanswered ping.  So
+        checks sent every quarter of the timeout into a silent connection would keep kazoo from ever
+        noticing: no SUSPENDED, no failover to another member, and the holder never told it lost the
+        lock while the servers expire its session.  Holding back until the answer comes lets kazoo's
+        own ping go out and time out (within two thirds of the session timeout)."""
+        if self.lost.is_set() or self._closed or self._check_in_flight:
             return
         sent = time.monotonic()
+        self._check_in_flight = True
         try:
             self.client.exists_async(self.node_path).rawlink(lambda res: self._checked(sent, res))
         except Exception:  # noqa: BLE001 - no evidence this round; the listener handles the states
-            pass
+            self._check_in_flight = False
 
     def _checked(self, sent: float, result: Any) -> None:
+        # kazoo answers every request it sent, with an error when the connection drops, so the flag
+        # always clears
+        self._check_in_flight = False
         if not result.successful():
             return
         stat = result.value
