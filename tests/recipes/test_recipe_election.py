@@ -28,12 +28,14 @@ def leader_line(workers, timeout):
     raise AssertionError("no leader elected in time")
 
 
-def test_failover_when_leader_process_is_killed(zk_server, zk_client, zk_root):
-    path = f"{zk_root}/election"
+def test_failover_when_leader_process_is_killed(deployment):
+    """On a standalone server and on a 3-member ensemble (the ``deployment`` fixture)."""
+    path = f"{deployment.root}/election"
+    zk_client = deployment.client()
     zk_client.ensure_path(path)
     workers = []
     for i in range(3):
-        w = Worker("elect", zk_server.connect_string, path, f"c{i}", str(SESSION_TIMEOUT))
+        w = Worker("elect", deployment.connect_string, path, f"c{i}", str(SESSION_TIMEOUT))
         w.expect("READY", timeout=30)
         workers.append(w)
         wait_for(lambda n=i + 1: len(zk_client.get_children(path)) == n, what="candidate queued")
@@ -41,6 +43,7 @@ def test_failover_when_leader_process_is_killed(zk_server, zk_client, zk_root):
         first, ident, token = leader_line(workers, 30)
         assert ident == "c0"
         observer = LeaderElection(zk_client, path)
+        zk_client.sync(path)  # on an ensemble the observer's member may apply a moment later
         assert observer.leader() == "c0" and observer.contenders() == ["c0", "c1", "c2"]
         alive = [w for w in workers if w is not first]
         tokens = [token]
@@ -53,6 +56,7 @@ def test_failover_when_leader_process_is_killed(zk_server, zk_client, zk_root):
             others = [w for w in alive if w is not nxt]
             for w in others:
                 assert all(not line.startswith("LEADER") for line in list(w.lines.queue))
+            zk_client.sync(path)
             assert observer.leader() == expected
             first, alive = nxt, others
     finally:
