@@ -133,6 +133,8 @@ class Replica:
             peer.snapshot_provider = self.snapshot_of_applied
         self._serving = self.consensus.serving
         self._ensemble = peer is not None
+        if peer is not None:
+            self.leading_since_ms: int | None = None
         # read-only mode (readonlymode.enabled): a member out of broadcast for READ_ONLY_AFTER serves
         # reads to clients that asked for a read-only session, and refuses their writes (NOTREADONLY)
         self.read_only_enabled = read_only_enabled and peer is not None
@@ -163,6 +165,7 @@ class Replica:
     def _lead(self, now_ms: int) -> None:
         """Become the one that decides txns: the applied tree is the whole committed history now."""
         self._owners = {}  # a new leader knows no owners: the first member to act for a session owns it
+        self.leading_since_ms = now_ms  # mntr zk_leader_uptime counts from here (ZooKeeper: zk.startup())
         nxt = self.consensus.next_zxid()
         self.proposer = Proposer(self.node.committed, self.node.sessions, epoch=Z.epoch(nxt),
                                  last_zxid=nxt - 1, **self.prep_settings)
@@ -242,6 +245,7 @@ class Replica:
                 self.node.sessions.refresh_all(now_ms)  # a new leader: every session a full timeout
         else:
             self.proposer = None
+            self.leading_since_ms = None
         if self._serving and not serving:
             self._close_all()
             self._not_serving_since = now_ms

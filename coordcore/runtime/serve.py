@@ -706,7 +706,9 @@ class Server:
             info["leader_stats"] = fourletter.LeaderStats(
                 learners=len(handles), synced_followers=sum(1 for h in synced if h.is_voter),
                 synced_observers=sum(1 for h in synced if not h.is_voter),
-                pending_syncs=len({z for z, _, _ in role.pending_syncs}))
+                pending_syncs=len({z for z, _, _ in role.pending_syncs}),
+                uptime_ms=(None if self.replica.leading_since_ms is None
+                           else _now_ms() - self.replica.leading_since_ms))
             sizes = ([len(txn) for _, txn in peer.history.after(Z.make(role.epoch, 0))]
                      if role.epoch is not None else [])
             info["proposal_sizes"] = (sizes[-1], min(sizes), max(sizes)) if sizes else (-1, -1, -1)

@@ -11,8 +11,8 @@ they were written from its replies) and on coordcore.  What they pin down, per r
   role.  zk_server_state / zk_peer_state ("leading - broadcast" ...), zk_quorum_size (voters: 3),
   an observer's zk_observer_master_id (the leader's sid), a leader's zk_learners (3: followers AND
   observers), zk_synced_followers (2: voters only), zk_synced_non_voting_followers (0),
-  zk_synced_observers (1), zk_pending_syncs (0) and its proposal sizes.  ZooKeeper's leader also
-  prints zk_leader_uptime, which coordcore does not (yet): :data:`ZK_ONLY`.
+  zk_synced_observers (1), zk_pending_syncs (0), zk_leader_uptime (ms since it began to serve: above
+  0, no more than the process's zk_uptime) and its proposal sizes.
 * ``srvr`` / ``stat``: the lines, ``Mode: <role>``, the same zxid on every member once they are in
   step, and on the leader only ``Proposal sizes last/min/max`` (equal to mntr's figures).
 * ``conf``: the standalone keys, then initLimit ... peerType, ``membership: `` and one
@@ -62,10 +62,10 @@ MNTR_KEYS = {
                        "zk_watch_count", "zk_synced_non_voting_followers", "zk_synced_observers",
                        "zk_min_latency", "zk_max_file_descriptor_count", "zk_approximate_data_size",
                        "zk_open_file_descriptor_count", "zk_last_proposal_size", "zk_pending_syncs",
-                       "zk_local_sessions", "zk_uptime", "zk_max_latency", "zk_learners", "zk_quorum_size"],
+                       "zk_leader_uptime", "zk_local_sessions", "zk_uptime", "zk_max_latency", "zk_learners", "zk_quorum_size"],
 }
 #: Keys ZooKeeper 3.8 prints for a role that coordcore does not, each with the key it follows there.
-ZK_ONLY = {"leader": {"zk_leader_uptime": "zk_pending_syncs"}}
+ZK_ONLY: dict[str, dict[str, str]] = {}
 _KNOWN = set().union(*MNTR_KEYS.values(), *ZK_ONLY.values())
 
 _INT = r"-?\d+"
@@ -193,6 +193,7 @@ def test_mntr_member_values(ensemble, role):
                 "zk_synced_observers": "1", "zk_pending_syncs": "0"}
             last, lo, hi = (int(values[f"zk_{k}_proposal_size"]) for k in ("last", "min", "max"))
             assert 0 < lo <= last <= hi  # the fixture wrote: sizes of real proposals, not -1
+            assert 0 < int(values["zk_leader_uptime"]) <= int(values["zk_uptime"])
             srvr = ensemble.four_letter(sid, "srvr")
             assert f"\nProposal sizes last/min/max: {last}/{lo}/{hi}\n" in srvr
 
