@@ -12,8 +12,9 @@ The answer comes from the ZooKeeper session, never from memory:
   Past the grace the ownership is declared lost (the ``lost`` event fires) even if the session later
   turns out to be alive -- the owner was told to stop, so it must acquire again; our node is then
   deleted as soon as the connection is back so the next contender is not blocked.
-* ``CONNECTED`` after ``SUSPENDED`` -> not trusted until a ``sync()``ed read shows our node still exists
-  and is owned by our session (``ephemeralOwner``); if not, lost.
+* ``CONNECTED`` after ``SUSPENDED`` -> re-judged from a ``sync()``ed read: our node must still exist and
+  be owned by our session (``ephemeralOwner``); if not, lost.  Until that read answers, trusted as while
+  suspended: within the grace from the suspension, on the same session, never longer.
 * A frozen process (GC pause, SIGSTOP, an overloaded host) sees none of those transitions until it runs
   again, and kazoo still says CONNECTED when it wakes. So ownership is also trusted only for half a
   session timeout after the last request we *sent* that the server answered: a background check reads
@@ -205,18 +206,27 @@ class OwnershipGuard:
     # -- the answer ----------------------------------------------------------------------------------
     def is_trusted(self) -> bool:
         with self._mutex:
-            if self.lost.is_set() or self._closed or self._verifying:
+            if self.lost.is_set() or self._closed:
                 return False
             state = self._state
             suspended_at = self._suspended_at
             confirmed_at = self._confirmed_at
+            verifying = self._verifying
         if time.monotonic() - confirmed_at >= self.trust_window:
             return False
         live = self.client.state
+        within_grace = suspended_at is not None and time.monotonic() - suspended_at < self.grace
+        if verifying:
+            # Reconnected, the re-check not answered yet: no less trustworthy than the suspension
+            # before it, so trusted by the same grace (never more).  Were it distrusted for those few
+            # milliseconds, a leader polling should_stop would resign at some failovers and not at
+            # others, by the luck of its polling.
+            return (within_grace and live in (KazooState.SUSPENDED, KazooState.CONNECTED)
+                    and current_session_id(self.client) == self.owner_session)
         if state == KazooState.CONNECTED and live == KazooState.CONNECTED:
             return current_session_id(self.client) == self.owner_session
         if state == KazooState.SUSPENDED and live in (KazooState.SUSPENDED, KazooState.CONNECTED):
-            return suspended_at is not None and time.monotonic() - suspended_at < self.grace
+            return within_grace
         return False
 
     def declare_lost(self, reason: str) -> bool:
