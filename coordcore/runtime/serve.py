@@ -337,6 +337,7 @@ class Server:
             send = self.network.send
             for to_sid, msg in ready.messages:
                 send(to_sid, msg)
+            self.network.flush()
         for kind, conn, a, b in ready.deliver:
             if kind is REPLY:
                 conn.on_committed(a, b)

@@ -61,9 +61,12 @@ def test_messages_arrive_in_order_on_their_ports_and_a_member_hears_its_own_vote
         await a.net.start()
         await b.net.start()
         a.net.send(2, _note())
-        for z in range(1, 51):
+        a.net.send(2, m.Ack(1))
+        a.net.flush()                   # a batch of two
+        for z in range(2, 51):
             a.net.send(2, m.Ack(z))
         a.net.send(1, _note())
+        a.net.flush()                   # one write per link, decoded frame by frame, in order
         await _until(lambda: len(b.got) == 51 and a.got, "the messages")
         assert b.got[0] == (1, _note())
         assert [msg.zxid for _, msg in b.got[1:]] == list(range(1, 51))
@@ -109,6 +112,7 @@ def test_a_connection_from_an_unknown_server_is_refused_and_changes_nothing(hell
         assert a.net.refused == 1 and a.got == [] and a.lost == []
         assert why in a.net.last_trouble
         b.net.send(1, m.Ack(9))  # the member still hears its real peers
+        b.net.flush()
         await _until(lambda: a.got, "the real peer's message")
         assert a.got == [(2, m.Ack(9))]
         a.net.close()
@@ -130,6 +134,7 @@ def test_a_malformed_frame_drops_that_link_only_and_the_member_goes_on(frame, wh
         await a.net.start()
         await c.net.start()
         c.net.send(1, m.Ack(1))
+        c.net.flush()
         await _until(lambda: a.got, "c's first message")
         # member 2 is down; something speaking as 2 (a bug, or bit rot) sends garbage after a good hello
         hello = struct.pack(">6sBBq", b"CCPEER", 1, peers.QUORUM, 2)
@@ -139,7 +144,8 @@ def test_a_malformed_frame_drops_that_link_only_and_the_member_goes_on(frame, wh
         await _until(lambda: a.lost, "the bad link reported")
         assert a.got[1] == (2, m.Ack(5))      # what came before the bad frame was delivered, in order
         assert a.lost == [2] and a.net.bad_messages == 1 and why in a.net.last_trouble
-        c.net.send(1, m.Ack(2))               # the link from 3 is untouched
+        c.net.send(1, m.Ack(2))  # the link from 3 is untouched
+        c.net.flush()
         await _until(lambda: len(a.got) == 3, "c's second message")
         assert a.got[2] == (3, m.Ack(2)) and a.lost == [2]
         a.net.close()
@@ -155,15 +161,18 @@ def test_a_dead_peer_is_a_lost_quorum_link_and_a_new_connection_replaces_the_old
         await a.net.start()
         await b.net.start()
         a.net.send(2, m.Ack(1))
+        a.net.flush()
         await _until(lambda: b.got, "the first message")
         b.net.close()  # member 2 goes away
         await _until(lambda: a.lost == [2], "a hearing that its link to 2 broke")
         b2 = Member(loop, 2, specs)  # and comes back on the same ports
         await b2.net.start()
         a.net.send(2, m.Ack(2))
+        a.net.flush()
         await _until(lambda: b2.got, "the message on the new connection")
         assert b2.got == [(1, m.Ack(2))]
         a.net.send(2, _note())  # election traffic reconnects on its own, and a lost election link is no news
+        a.net.flush()
         await _until(lambda: len(b2.got) == 2, "the notification")
         assert a.lost == [2]
         a.net.close()
