@@ -154,6 +154,10 @@ class Server:
             self._looking_since = time.perf_counter()
             log.info("election.started", sid=cfg.server_id, zxid=Z.fmt(self.peer.last_zxid),
                      epoch=self.peer.current_epoch)
+            # The peer's first Ready holds its first notifications: take it now, not at the first tick.
+            # (A member rejoining a running ensemble hears nothing until it speaks: it waited a whole
+            # tickTime, 2 s by default, before its election even began.)
+            self._kick()
         self.listener = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
                                                       cfg.client_port, reuse_address=True, backlog=1024)
         self.port = self.listener.sockets[0].getsockname()[1]
