@@ -36,6 +36,7 @@ class Node:
     def __init__(self, *, tick_ms: int, server_id: int, state: DurableState, now_ms: int):
         # A standalone ZooKeeper's session tracker runs as server 1, so its session ids start 0x01...;
         # in an ensemble the top byte is the server's myid.
+        self.tick_ms, self.server_id = tick_ms, server_id
         self.sessions = SessionTracker(tick_ms, server_id or 1, now_ms)
         if state.snapshot is not None:
             self.committed, sess = S.decode(state.snapshot)
@@ -52,6 +53,24 @@ class Node:
             self.recovered_txns += 1
         self.committed.events.clear()
         self.sessions.refresh_all(now_ms)
+
+    def restarted(self, now_ms: int) -> "Node":
+        """The Node a restart from storage at this node's applied point would build, without reading it:
+        the same tree (it holds only committed, durable txns, in order), the sessions it records -- their
+        membership changes only by applied txns -- with fresh deadlines and a new session-id base, no
+        watches, and no pending notifications.  (The tree object itself is shared, not copied.)"""
+        node = Node.__new__(Node)
+        node.tick_ms, node.server_id = self.tick_ms, self.server_id
+        node.sessions = SessionTracker(self.tick_ms, self.server_id or 1, now_ms)
+        for s in self.sessions.sessions.values():
+            node.sessions.add(s.session_id, s.timeout_ms, s.passwd, now_ms)
+        node.committed = self.committed
+        node.committed.events.clear()
+        node.notify = _drop
+        node.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ),
+                                    notify=_drop)
+        node.recovered_txns = 0
+        return node
 
     def set_notify(self, sink) -> None:
         """Where watch notifications go: sink(watcher, event type, path), in the order they fire."""

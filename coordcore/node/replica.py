@@ -148,7 +148,11 @@ class Replica:
         if upto_zxid is not None:
             state = DurableState(snapshot_zxid=state.snapshot_zxid, snapshot=state.snapshot,
                                  txns=[t for t in state.txns if t[0] <= upto_zxid])
-        self.node = Node(tick_ms=self.tick_ms, server_id=self.server_id, state=state, now_ms=now_ms)
+        self._adopt(Node(tick_ms=self.tick_ms, server_id=self.server_id, state=state, now_ms=now_ms))
+
+    def _adopt(self, node: Node) -> None:
+        """Serve from `node`, with none of the state the previous node's clients and proposals left."""
+        self.node = node
         self.node.set_notify(self._notify)
         self.session_conns: dict[int, object] = {}   # session id -> the connection it is bound to
         self._new_sessions: dict[int, object] = {}   # session id being created -> its connection
@@ -174,6 +178,23 @@ class Replica:
         """After Ready.reset: the replica as storage has it, through the peer's applied point."""
         self._build_node(state, applied_zxid, now_ms)
         self.proposer = None
+
+    def reset_in_place(self, applied_zxid: int, now_ms: int) -> bool:
+        """After Ready.reset, when the replica already is what rebuild() would make: False if not.
+
+        It is when it has applied exactly the txns through the peer's applied point: the peer hands out
+        only committed, locally durable txns, in zxid order, so that tree is the newest snapshot plus
+        the logged txns <= applied_zxid -- host rule 5's rebuild -- and reading storage again would only
+        cost time that grows with the data (a member leaving its role at 500k znodes spent seconds
+        rebuilding before its election could start).  Everything a rebuild drops goes here too:
+        session deadlines and closing marks, watches, the txns and forwards in flight, the proposer.
+        Not after a SNAP or TRUNC that moved the applied point, nor when the Ready's own applies are
+        not applied yet (the applied points differ then): those rebuild from storage."""
+        if self.node.last_applied != applied_zxid:
+            return False
+        self._adopt(self.node.restarted(now_ms))
+        self.proposer = None
+        return True
 
     def snapshot_of_applied(self) -> tuple[int, bytes]:
         """(zxid, snapshot bytes) of the applied state: what a leader sends a learner it syncs by SNAP."""

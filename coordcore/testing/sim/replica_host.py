@@ -31,7 +31,9 @@ import hashlib
 
 from coordcore import zxid as zx
 from coordcore.errors import Err
+from coordcore.node.node import Node
 from coordcore.node.replica import CLOSE, DROP, EVENT, INVALID, REPLY, SESSION, Connect, Replica
+from coordcore.storage.api import DurableState
 from coordcore.testing.sim.checker import Violation
 from coordcore.testing.sim.disk import HostRuleError
 from coordcore.testing.sim.mem_disk import MemDisk
@@ -353,7 +355,21 @@ class ReplicaHost(ZabHost):
         if state.snapshot_zxid > applied_zxid:
             raise Violation("API", f"server {self.sid}: reset to {zx.fmt(applied_zxid)} below the newest snapshot "
                                    f"{zx.fmt(state.snapshot_zxid)}")
-        self.replica.rebuild(state, applied_zxid, self.sim.now)
+        # As runtime/serve.py does: keep the replica's own tree when it already is the rebuild's result
+        # (Replica.reset_in_place) and go on with it; the sim also builds a node from storage beside it
+        # and requires the same digest, so every such reset of every seed checks that claim.
+        if self.replica.reset_in_place(applied_zxid, self.sim.now):
+            upto = DurableState(snapshot_zxid=state.snapshot_zxid, snapshot=state.snapshot,
+                                txns=[t for t in state.txns if t[0] <= applied_zxid])
+            rebuilt = Node(tick_ms=self.replica.tick_ms, server_id=self.replica.server_id, state=upto,
+                           now_ms=self.sim.now)
+            if rebuilt.snapshot_bytes() != self.replica.node.snapshot_bytes():
+                raise Violation("REPLICA", f"server {self.sid}: the replica kept in place at "
+                                           f"{zx.fmt(applied_zxid)} differs from one rebuilt from storage")
+            self.sim.count("reset_in_place")
+        else:
+            self.replica.rebuild(state, applied_zxid, self.sim.now)
+            self.sim.count("reset_from_storage")
         self.applied = list(self.disk.snapshot_history) + [t for t in state.txns if t[0] <= applied_zxid]
         self.conns = set()   # the replica dropped every connection (DROP was delivered)
         self.digest_zxid = None
