@@ -191,6 +191,10 @@ class FastLeaderElection:
         self._resend_at_ms = now_ms + self._notification_interval_ms
         self._send_notifications()
 
+    def validate(self, n: Notification) -> None:
+        """Raise ProtocolError if `n` cannot be valid (what receive() would raise)."""
+        self._validate(n)
+
     def receive(self, n: Notification, now_ms: int) -> None:
         """One notification from the link to `n.sender`.  Raises ProtocolError if it cannot be valid."""
         state = self._validate(n)

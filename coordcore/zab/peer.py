@@ -82,6 +82,7 @@ class QuorumPeer:
         self.out = Ready()
         self._now = now_ms
         self._look_pending = True
+        self._held_notifications: list[Notification] = []  # arrived while LOOKING before the round began
         self._early_infos: dict[int, m.FollowerInfo | m.ObserverInfo] = {}
         self._local_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
         self._after_step(now_ms)
@@ -93,7 +94,14 @@ class QuorumPeer:
         if isinstance(msg, Notification):
             if msg.sender != from_sid:  # the link names the sender, not the payload
                 msg = Notification(msg.leader, msg.zxid, msg.election_epoch, msg.state, from_sid, msg.peer_epoch)
-            self.fle.receive(msg, now_ms)
+            if self._look_pending and self.role is None:
+                # LOOKING, but the round starts only once the log is durable (I7).  ZooKeeper queues what
+                # arrives meanwhile for lookForLeader; answering it with the finished role's vote and
+                # dropping it made the sender's round wait for a resend (200 ms and more) at failovers.
+                self.fle.validate(msg)
+                self._held_notifications.append(msg)
+            else:
+                self.fle.receive(msg, now_ms)
         elif self.role is not None:
             self._guarded(lambda: self.role.on_message(from_sid, msg, now_ms))
         elif isinstance(msg, (m.FollowerInfo, m.ObserverInfo)) and self.quorum.is_member(from_sid):
@@ -250,6 +258,9 @@ class QuorumPeer:
         if self._look_pending and self.role is None and self.history.durable_zxid >= self.history.last_zxid:
             self._look_pending = False
             self.fle.look(now_ms, self.history.last_zxid, self.current_epoch)
+            held, self._held_notifications = self._held_notifications, []
+            for n in held:
+                self.fle.receive(n, now_ms)
         decision = self.fle.take_decision()
         if decision is not None and self.role is None:
             self._start_role(decision[0], decision[1], now_ms)

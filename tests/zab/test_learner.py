@@ -252,6 +252,28 @@ def test_leaving_a_role_votes_only_with_the_durable_log():
     assert n and all(x.zxid == Z(3, 1) and x.peer_epoch == 3 for _, x in n)
 
 
+def test_a_vote_heard_while_the_log_becomes_durable_counts_in_the_round_that_follows():
+    """LOOKING before the round starts (an Append still unsynced): a voter's notification is kept for
+    the round, as ZooKeeper queues it for lookForLeader -- not answered with the finished role's vote
+    and dropped, which left the sender waiting for a resend."""
+    from coordcore.zab.election import Notification
+
+    p = serving()
+    p.receive(3, m.Proposal(((Z(3, 1), b"a"),), Z(2, 3)), 0)
+    p.ready()
+    p.link_lost(3, 10)
+    p.ready()
+    better = Notification(leader=2, zxid=Z(3, 1), election_epoch=p.fle.logical_clock + 1,
+                          state=PeerState.LOOKING, sender=2, peer_epoch=3)
+    p.receive(2, better, 11)
+    assert notifications(p.ready()) == []        # no answer with the old role's vote
+    p.persisted(Z(3, 1))
+    sent = notifications(p.ready())
+    # the round starts with our own vote, and the kept one (sid 2, same log: a better vote) is taken
+    # at once: we switch to it and tell everyone
+    assert [x.leader for _, x in sent][-1] == 2 and p.fle.vote.leader == 2
+
+
 def test_a_peer_refuses_to_start_with_broken_epochs():
     """I6: acceptedEpoch >= currentEpoch >= epoch(last zxid)."""
     with pytest.raises(ValueError):
