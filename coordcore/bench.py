@@ -297,6 +297,7 @@ def run_load(spec: dict) -> dict:
     """
     host, port = spec["host"], spec["port"]
     per_conn = spec["per_conn"]
+    addrs = spec.get("addrs") or [(host, port)] * len(per_conn)  # a member per connection (ensembles)
     conns: list[_Conn] = []
     sel = selectors.DefaultSelector()
     errors: dict[int, int] = {}
@@ -304,6 +305,7 @@ def run_load(spec: dict) -> dict:
     xid_mismatch = 0
     try:
         for i, depth in enumerate(per_conn):
+            host, port = addrs[i]
             sock = _open_socket(host, port, 10.0)
             _handshake(sock, spec["session_timeout_ms"])
             sock.setblocking(False)
@@ -543,10 +545,13 @@ class _Runner:
 class Target:
     """One server under load: holds the bench root and pre-created nodes."""
 
-    def __init__(self, name: str, host: str, port: int, nodes: int = 64, session_timeout_ms: int = 30000):
+    def __init__(self, name: str, host: str, port: int, nodes: int = 64, session_timeout_ms: int = 30000,
+                 addresses: list[tuple[str, int]] | None = None):
         self.name = name
         self.host = host
         self.port = port
+        #: where the load's connections go, round-robin (an ensemble's members); setup uses host:port
+        self.addresses = addresses or [(host, port)]
         self.session_timeout_ms = session_timeout_ms
         self.root = f"/coordcore-bench-{uuid.uuid4().hex[:12]}"
         self.nodes = [f"{self.root}/d/n{i:04d}" for i in range(nodes)]
@@ -690,9 +695,10 @@ def run_one(target: Target, runner: _Runner, op: str, outstanding: int, connecti
     templates = target.templates(op, nconn, parent)
     conn_split = _split(nconn, nprocs)
     specs, at = [], 0
+    addrs = [target.addresses[i % len(target.addresses)] for i in range(nconn)]
     for k in conn_split:
         specs.append({
-            "host": target.host, "port": target.port, "op": op,
+            "host": target.host, "port": target.port, "op": op, "addrs": addrs[at:at + k],
             "per_conn": per_conn[at:at + k], "templates": templates[at:at + k],
             "warmup_s": warmup_s, "duration_s": duration_s, "drain_s": 10.0,
             "session_timeout_ms": target.session_timeout_ms,
@@ -961,6 +967,19 @@ def _op_list(s: str) -> list[str]:
     return ops
 
 
+_ENSEMBLE_SECTIONS = ("startup", "throughput", "memory", "catchup", "failover")
+
+
+def _count_list(s: str) -> list[int]:
+    try:
+        vals = [int(x.replace("_", "")) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+    if not vals or any(v < 0 for v in vals):
+        raise argparse.ArgumentTypeError("values must be >= 0")
+    return vals
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="coordcore bench",
@@ -991,6 +1010,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-ms", type=int, default=2000, help="tickTime for --side-by-side servers (default 2000)")
     p.add_argument("--zk-heap", default="1000m",
                    help="JVM -Xmx for --side-by-side ZooKeeper (default 1000m, as zkServer.sh)")
+    ens = p.add_argument_group("ensembles (--side-by-side --ensemble N; see coordcore.bench_ensemble)")
+    ens.add_argument("--ensemble", type=int, metavar="N",
+                     help="compare an N-voter coordcore ensemble with an N-voter Apache ZooKeeper ensemble "
+                          "(3, 5 or 7): start-up, throughput spread over the members and on a follower, "
+                          "leader failover, catch-up and memory per member")
+    ens.add_argument("--levels", default="1x1,4x16,4x64", metavar="CxO[,CxO...]",
+                     help="--ensemble: connections x outstanding per run (default %(default)s)")
+    ens.add_argument("--placements", default="spread,follower", metavar="P[,P...]",
+                     help="--ensemble: where the connections go: spread (leader first, then followers, "
+                          "round-robin) and/or follower (all on one follower) (default %(default)s)")
+    ens.add_argument("--sections", default=",".join(_ENSEMBLE_SECTIONS), metavar="S[,S...]",
+                     help="--ensemble: what to measure (default %(default)s)")
+    ens.add_argument("--kills", type=int, default=5, help="--ensemble: leader kills per tree size (default 5)")
+    ens.add_argument("--failover-znodes", type=_count_list, default=[0, 100_000, 500_000], metavar="N[,N...]",
+                     help="--ensemble: znodes in the tree for the failover runs (default 0,100000,500000)")
+    ens.add_argument("--catchup", type=_count_list, default=[10_000, 100_000], metavar="N[,N...]",
+                     help="--ensemble: writes a stopped follower misses before it restarts (default 10000,100000)")
+    ens.add_argument("--init-limit", type=int, default=10, help="--ensemble: initLimit (default 10)")
+    ens.add_argument("--sync-limit", type=int, default=5, help="--ensemble: syncLimit (default 5)")
+    ens.add_argument("--session-timeout-ms", type=int, default=10000,
+                     help="--ensemble: the failover writer's session timeout (default 10000)")
     p.add_argument("--log-level", default="info", help="log level for progress events on stderr (default info)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     return p
@@ -1007,6 +1047,25 @@ def _check_args(p: argparse.ArgumentParser, a) -> None:
         p.error("--procs must be >= 0")
     if a.nodes < 1:
         p.error("--nodes must be >= 1")
+    if a.ensemble is not None:
+        from coordcore import bench_ensemble  # noqa: PLC0415
+
+        if not a.side_by_side:
+            p.error("--ensemble needs --side-by-side (it starts both ensembles itself)")
+        if a.ensemble not in (3, 5, 7):
+            p.error("--ensemble must be 3, 5 or 7 voters")
+        try:
+            a.levels = bench_ensemble.parse_levels(a.levels)
+        except ValueError as e:
+            p.error(f"--levels: {e}")
+        a.placements = [x.strip() for x in a.placements.split(",") if x.strip()]
+        if not a.placements or set(a.placements) - set(bench_ensemble.PLACEMENTS):
+            p.error(f"--placements: choose from {','.join(bench_ensemble.PLACEMENTS)}")
+        a.sections = [x.strip() for x in a.sections.split(",") if x.strip()]
+        if set(a.sections) - set(_ENSEMBLE_SECTIONS) or "startup" not in a.sections:
+            p.error(f"--sections: choose from {','.join(_ENSEMBLE_SECTIONS)} (startup always runs)")
+        if a.kills < 1:
+            p.error("--kills must be >= 1")
 
 
 def prewarm(target: Target, runner: _Runner, args) -> None:
@@ -1090,7 +1149,11 @@ def main(argv: list[str] | None = None) -> int:
             p.error(str(e))
     runner = _Runner(args.procs)
     try:
-        if args.side_by_side:
+        if args.side_by_side and args.ensemble:
+            from coordcore import bench_ensemble  # noqa: PLC0415
+
+            out = bench_ensemble.run(args, runner)
+        elif args.side_by_side:
             out = _side_by_side(args, runner)
         else:
             host, port = parse_host_port(args.connect)

@@ -126,3 +126,42 @@ def test_memory_sampler_counts_what_a_forked_child_holds():
     finally:
         proc.wait(10)
     assert 64 * 1024 <= peak < 64 * 1024 + 200 * 1024
+
+
+def test_ensemble_side_by_side_bad_arguments_are_refused(capsys):
+    for argv, needle in ((["--ensemble", "3", "--connect", "127.0.0.1:1"], "--side-by-side"),
+                         (["--side-by-side", "--ensemble", "4"], "3, 5 or 7"),
+                         (["--side-by-side", "--ensemble", "3", "--levels", "4by16"], "--levels"),
+                         (["--side-by-side", "--ensemble", "3", "--placements", "leader"], "--placements"),
+                         (["--side-by-side", "--ensemble", "3", "--sections", "throughput"], "startup")):
+        with pytest.raises(SystemExit) as e:
+            bench.main(argv)
+        assert e.value.code == 2
+        assert needle in capsys.readouterr().err, argv
+
+
+def test_ensemble_side_by_side_measures_every_section_on_both_backends(tmp_path, capsys):
+    """A tiny run of every section: both ensembles start and serve, the load runs without errors on a
+    follower, a killed leader is replaced and writes resume, a stopped follower catches up by some
+    sync, and every member's memory is read."""
+    out = tmp_path / "ens.json"
+    rc = bench.main(["--side-by-side", "--ensemble", "3", "--ops", "set", "--levels", "1x1", "--placements",
+                     "follower", "--rounds", "1", "--duration", "0.3", "--warmup", "0", "--prewarm", "0",
+                     "--nodes", "2", "--kills", "1", "--failover-znodes", "0", "--catchup", "300",
+                     "--tick-ms", "200", "--json", str(out)])
+    assert rc == 0
+    figures = json.loads(out.read_text())["figures"]
+    for kind in ("coordcore", "zookeeper"):
+        f = figures[kind]
+        assert f["startup_ms"] > 0
+        (runs,) = f["throughput"].values()
+        assert runs[0]["ok"] > 0 and runs[0]["errors"] == 0, runs
+        (row,) = f["failover"]["0"]
+        assert row["to_write_ms"] > 0 and row["to_leader_ms"] > 0
+        (catchup,) = f["catchup"]
+        assert catchup["txns"] == 300 and catchup["sync"] in ("diff", "snap", "trunc")
+        assert len(f["rss_kib"]) == 3 and all(0 < v <= f["peak_kib"][s] for s, v in f["rss_kib"].items())
+    printed = capsys.readouterr().out
+    for needle in ("start to serving", "set     follower    1x1", "failover with 0 znodes, coordcore",
+                   "failover with 0 znodes, zookeeper", "catch-up of 300 txns", "memory ratio per member"):
+        assert needle in printed, needle
