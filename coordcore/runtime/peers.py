@@ -17,7 +17,8 @@ connection.  The host hears ``on_link_lost(sid)`` whenever a quorum-port connect
 `sid` breaks (before anything from a newer connection of that sid is delivered), which is what
 QuorumPeer.link_lost expects.  Election notifications are resent by FLE, so their links just
 reconnect on the next send.  A frame queued while its connection is being opened is sent once it
-is; one whose connection fails to open is dropped (and, on the quorum port, reported as a lost link).
+is; one whose connection fails to open is dropped (and, on the quorum port, reported as a lost link)
+-- except election frames, which are sent again once that server connects to us (it has come up).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ MAX_FRAME = 256 << 20          # a SNAP of a large tree is one frame
 CONNECT_TIMEOUT_S = 5.0
 HELLO_TIMEOUT_S = 5.0
 CHANNEL_NAMES = {ELECTION: "election", QUORUM: "quorum"}
+UNDELIVERED_VOTE_TTL_S = 1.0   # an election frame that could not be delivered is resent only this fresh
 
 
 def _resolve(host: str) -> set[str]:
@@ -71,6 +73,9 @@ class PeerNetwork:
         self._addresses = {sid: _resolve(s.host) for sid, s in self.servers.items()}
         self._out: dict[tuple[int, int], _Outbound] = {}
         self._dirty: list[_Outbound] = []  # links with frames waiting for flush()
+        # sid -> (when, election frames its link dropped): resent when that server connects to us, if
+        # newer than UNDELIVERED_VOTE_TTL_S and not superseded by a delivered frame since
+        self._undelivered_votes: dict[int, tuple[float, list[bytes]]] = {}
         self._in: dict[tuple[int, int], _Inbound] = {}
         self._listeners: list[asyncio.AbstractServer] = []
         self.closed = False
@@ -174,6 +179,18 @@ class PeerNetwork:
         key = (sid, link.channel)
         old = self._in.get(key)
         self._in[key] = link
+        undelivered = self._undelivered_votes.pop(sid, None) if link.channel == ELECTION else None
+        if undelivered and self.loop.time() - undelivered[0] <= UNDELIVERED_VOTE_TTL_S:
+            # The server we could not reach has come up and dialled us: send it the notifications
+            # our attempt to reach it dropped, as ZooKeeper's QuorumCnxManager resends the last message
+            # on a new connection.  Otherwise, with every server LOOKING in the same round (where no one
+            # answers), it would learn our vote only from our next resend, 200 ms and more later,
+            # while its arrival restarts the others' final wait.
+            out = self._out.get((sid, ELECTION))
+            if out is None:
+                out = self._out[(sid, ELECTION)] = _Outbound(self, sid, ELECTION)
+            for frame in undelivered[1]:
+                out.send(frame)
         if old is not None:
             old.close()
             if link.channel == QUORUM:
@@ -245,6 +262,8 @@ class _Outbound(asyncio.Protocol):
             except OSError:
                 pass
         self.connected = True
+        if self.channel == ELECTION:
+            self.net._undelivered_votes.pop(self.sid, None)  # what goes out now supersedes it
         transport.write(_HELLO.pack(MAGIC, VERSION, self.channel, self.net.my_sid))
         if self.queue:
             transport.writelines(self.queue)
@@ -267,6 +286,9 @@ class _Outbound(asyncio.Protocol):
             return
         self.done = True
         self.connected = False
+        if self.channel == ELECTION and self.queue and not self.net.closed:
+            # never delivered (the other server is not up yet): kept for when it shows up
+            self.net._undelivered_votes[self.sid] = (self.net.loop.time(), self.queue)
         self.queue = []
         self.net._outbound_failed(self, error)
 

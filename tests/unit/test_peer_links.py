@@ -178,3 +178,26 @@ def test_a_dead_peer_is_a_lost_quorum_link_and_a_new_connection_replaces_the_old
         a.net.close()
         b2.net.close()
     _run(main())
+
+
+def test_a_vote_that_found_its_server_down_is_sent_once_that_server_dials_in():
+    """At a cold start the members come up one by one: a notification to a member not listening yet is
+    dropped, and with everyone LOOKING in the same round no one would answer it.  When that member
+    comes up and dials us, it gets what we could not deliver (ZooKeeper resends its last message on a
+    new connection) -- a vote from before the last delivered one is never resent."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        specs = _specs(2)
+        a, b = Member(loop, 1, specs), Member(loop, 2, specs)
+        await a.net.start()
+        a.net.send(2, _note(1))                 # 2 is not up: the connection is refused
+        a.net.flush()
+        await _until(lambda: 2 in a.net._undelivered_votes, "the refused connection")
+        await b.net.start()
+        b.net.send(1, _note(2))                 # 2 comes up and speaks first
+        b.net.flush()
+        await _until(lambda: a.got and b.got, "both votes")
+        assert a.got == [(2, _note(2))] and b.got == [(1, _note(1))]
+        a.net.close()
+        b.net.close()
+    _run(main())
