@@ -781,10 +781,11 @@ class _ChildMemorySampler:
     children, so for it this stays 0 and its peak is its VmHWM.
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.02):
+    def __init__(self, pid: int, interval_s: float = 0.02, include_parent: bool = True):
         import threading  # noqa: PLC0415
 
         self.pid, self.interval_s, self.peak_kib = pid, interval_s, 0
+        self.include_parent = include_parent  # False: the children's private memory alone
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-memory-sampler", daemon=True)
         self._thread.start()
@@ -794,7 +795,8 @@ class _ChildMemorySampler:
             kids = _descendants(self.pid)
             if kids:
                 extra = sum(private_kib(k) for k in kids)
-                self.peak_kib = max(self.peak_kib, vm_rss_kib(self.pid, include_children=False) + extra)
+                parent = vm_rss_kib(self.pid, include_children=False) if self.include_parent else 0
+                self.peak_kib = max(self.peak_kib, parent + extra)
 
     def stop(self) -> int:
         self._stop.set()
@@ -1022,6 +1024,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "round-robin) and/or follower (all on one follower) (default %(default)s)")
     ens.add_argument("--sections", default=",".join(_ENSEMBLE_SECTIONS), metavar="S[,S...]",
                      help="--ensemble: what to measure (default %(default)s)")
+    ens.add_argument("--startup-rounds", type=int, default=5,
+                     help="--ensemble: fresh ensembles started per backend for the start-up figure (default 5)")
     ens.add_argument("--kills", type=int, default=5, help="--ensemble: leader kills per tree size (default 5)")
     ens.add_argument("--failover-znodes", type=_count_list, default=[0, 100_000, 500_000], metavar="N[,N...]",
                      help="--ensemble: znodes in the tree for the failover runs (default 0,100000,500000)")
@@ -1064,8 +1068,8 @@ def _check_args(p: argparse.ArgumentParser, a) -> None:
         a.sections = [x.strip() for x in a.sections.split(",") if x.strip()]
         if set(a.sections) - set(_ENSEMBLE_SECTIONS) or "startup" not in a.sections:
             p.error(f"--sections: choose from {','.join(_ENSEMBLE_SECTIONS)} (startup always runs)")
-        if a.kills < 1:
-            p.error("--kills must be >= 1")
+        if a.kills < 1 or a.startup_rounds < 1:
+            p.error("--kills and --startup-rounds must be >= 1")
 
 
 def prewarm(target: Target, runner: _Runner, args) -> None:

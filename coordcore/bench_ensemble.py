@@ -8,7 +8,8 @@ default notification interval.  What is measured, in this order, every figure fo
 
 ``startup``     time from spawning the first process to the whole ensemble serving: a write
                 acknowledged and then readable on every member (probed every few ms, each member on a
-                fresh connection).
+                fresh connection); ``--startup-rounds`` fresh ensembles of each backend, interleaved,
+                the median printed with the range.
 ``throughput``  create / set / get / exists at each ``--levels`` entry (connections x outstanding,
                 default 1x1, 4x16, 4x64), with the connections spread over the members (leader
                 first, then the followers, round-robin) and, as a variant, every connection on one
@@ -191,26 +192,10 @@ def wait_caught_up(ens, sids, timeout_s: float = 300.0) -> None:
         time.sleep(0.02)
 
 
-class HelperSampler:
-    """Peak private memory of the processes a member forked (coordcore's snapshot writer), sampled
+def helper_sampler(pid: int):
+    """Peak private memory of the processes member ``pid`` forks (coordcore's snapshot writer), sampled
     every ~20 ms: what such a helper adds to the machine while it runs."""
-
-    def __init__(self, pid: int, interval_s: float = 0.02):
-        self.pid, self.interval_s, self.peak_kib = pid, interval_s, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-helper-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            kids = B._descendants(self.pid)
-            if kids:
-                self.peak_kib = max(self.peak_kib, sum(B.private_kib(k) for k in kids))
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(5)
-        return self.peak_kib
+    return B._ChildMemorySampler(pid, include_parent=False)
 
 
 # -- failover -----------------------------------------------------------------------------------------
@@ -366,7 +351,8 @@ def measure_catchup(ens, count: int) -> dict:
 @dataclass
 class EnsembleFigures:
     backend: str
-    startup_ms: float = 0.0
+    startup_ms: float = 0.0                          # the median of startup_rounds_ms
+    startup_rounds_ms: list = field(default_factory=list)
     throughput: dict = field(default_factory=dict)   # "op placement CxO" -> [RunResult...] (rounds)
     failover: dict = field(default_factory=dict)     # znodes -> [rows]
     catchup: list = field(default_factory=list)
@@ -416,15 +402,26 @@ def run(args, runner) -> dict:
     figures = {k: EnsembleFigures(k) for k in ("coordcore", "zookeeper")}
     samplers: dict = {}
     try:
+        if args.startup_rounds > 1:  # fresh ensembles, interleaved, before the ones the load runs on
+            for r in range(args.startup_rounds - 1):
+                for kind in ("coordcore", "zookeeper"):
+                    ens = make_bench_ensemble(kind, args.ensemble, config, args.zk_heap)
+                    try:
+                        figures[kind].startup_rounds_ms.append(start_and_time(ens))
+                    finally:
+                        ens.close()
+            print("start to serving, rounds so far: " + ", ".join(
+                f"{k} {[round(x) for x in f.startup_rounds_ms]}" for k, f in figures.items()), flush=True)
         for kind in ("coordcore", "zookeeper"):
             ens = make_bench_ensemble(kind, args.ensemble, config, args.zk_heap)
             ensembles[kind] = ens
-            figures[kind].startup_ms = start_and_time(ens)
-            print(f"{kind}: {args.ensemble} members serving {figures[kind].startup_ms:.0f} ms after the "
-                  f"first process started; {','.join(ens.direct_connect_string(s) for s in ens.sids)}",
-                  flush=True)
+            figures[kind].startup_rounds_ms.append(start_and_time(ens))
+            figures[kind].startup_ms = statistics.median(figures[kind].startup_rounds_ms)
+            print(f"{kind}: {args.ensemble} members serving {figures[kind].startup_rounds_ms[-1]:.0f} ms "
+                  f"after the first process started; "
+                  f"{','.join(ens.direct_connect_string(s) for s in ens.sids)}", flush=True)
             if kind == "coordcore":  # ZooKeeper forks nothing (and sampling its JVM threads costs CPU)
-                samplers[kind] = {s: HelperSampler(ens.pid(s)) for s in ens.sids}
+                samplers[kind] = {s: helper_sampler(ens.pid(s)) for s in ens.sids}
         if "throughput" in args.sections:
             print("throughput (median so far after each row):", flush=True)
             _throughput(ensembles, figures, runner, args)
@@ -483,8 +480,11 @@ def format_report(figures: dict, args) -> str:
     cc, zk = figures["coordcore"], figures["zookeeper"]
     lines = [f"ensemble side by side: {args.ensemble} voters each, tickTime {args.tick_ms}, initLimit "
              f"{args.init_limit}, syncLimit {args.sync_limit}, fsync on (ratio = coordcore / zookeeper)"]
-    lines.append(f"start to serving (write acked, readable on every member): coordcore {cc.startup_ms:.0f} ms, "
-                 f"zookeeper {zk.startup_ms:.0f} ms, ratio {B._ratio(cc.startup_ms, zk.startup_ms)}")
+    n = len(cc.startup_rounds_ms)
+    lines.append(f"start to serving (write acked, readable on every member), median of {n}: coordcore "
+                 f"{cc.startup_ms:.0f} ms ({min(cc.startup_rounds_ms):.0f}-{max(cc.startup_rounds_ms):.0f}), "
+                 f"zookeeper {zk.startup_ms:.0f} ms ({min(zk.startup_rounds_ms):.0f}-{max(zk.startup_rounds_ms):.0f}),"
+                 f" ratio {B._ratio(cc.startup_ms, zk.startup_ms)}")
     if cc.throughput:
         lines.append(f"throughput, median of {args.rounds} interleaved rounds (spread over min-max of the rounds):")
         lines.append(f"{'op':<7} {'where':<9} {'CxO':>5} | {'cc ops/s':>9} {'zk ops/s':>9} {'ratio':>6} | "

@@ -147,13 +147,13 @@ def test_ensemble_side_by_side_measures_every_section_on_both_backends(tmp_path,
     out = tmp_path / "ens.json"
     rc = bench.main(["--side-by-side", "--ensemble", "3", "--ops", "set", "--levels", "1x1", "--placements",
                      "follower", "--rounds", "1", "--duration", "0.3", "--warmup", "0", "--prewarm", "0",
-                     "--nodes", "2", "--kills", "1", "--failover-znodes", "0", "--catchup", "300",
+                     "--nodes", "2", "--kills", "1", "--failover-znodes", "0", "--catchup", "300", "--startup-rounds", "2",
                      "--tick-ms", "200", "--json", str(out)])
     assert rc == 0
     figures = json.loads(out.read_text())["figures"]
     for kind in ("coordcore", "zookeeper"):
         f = figures[kind]
-        assert f["startup_ms"] > 0
+        assert f["startup_ms"] > 0 and len(f["startup_rounds_ms"]) == 2
         (runs,) = f["throughput"].values()
         assert runs[0]["ok"] > 0 and runs[0]["errors"] == 0, runs
         (row,) = f["failover"]["0"]
