@@ -39,7 +39,10 @@ VERSION = 1
 ELECTION, QUORUM = 0, 1
 _HELLO = struct.Struct(">6sBBq")
 _LEN = struct.Struct(">I")
-MAX_FRAME = 256 << 20          # a SNAP of a large tree is one frame
+# A SNAP of the whole tree is one frame (about 250 bytes a small znode: 1 GiB is some 4M znodes).  The
+# frame's own bound is the only bound on what is inside it: a smaller one for the buffers in it made a
+# follower that needed a 154 MB SNAP (600k znodes) drop every attempt and never catch up.
+MAX_FRAME = 1 << 30
 CONNECT_TIMEOUT_S = 5.0
 HELLO_TIMEOUT_S = 5.0
 CHANNEL_NAMES = {ELECTION: "election", QUORUM: "quorum"}
@@ -359,7 +362,7 @@ class _Inbound(asyncio.Protocol):
             body = bytes(buf[pos + 4:pos + 4 + length])
             pos += 4 + length
             try:
-                msg = m.decode(body)
+                msg = m.decode(body, max_len=MAX_FRAME)
             except ProtocolError as e:
                 net._bad_message(self, str(e))
                 return

@@ -201,3 +201,22 @@ def test_a_vote_that_found_its_server_down_is_sent_once_that_server_dials_in():
         a.net.close()
         b.net.close()
     _run(main())
+
+
+def test_a_snapshot_larger_than_64_mib_crosses_a_link():
+    """A SNAP is one frame; a follower far behind on a tree of some 300k znodes needs one of this size
+    (the buffer limit inside a frame once refused it, so that follower could never catch up)."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        specs = _specs(2)
+        a, b = Member(loop, 1, specs), Member(loop, 2, specs)
+        await a.net.start()
+        await b.net.start()
+        data = b"z" * (70 << 20)
+        a.net.send(2, m.Snap(0x500000001, data))
+        a.net.flush()
+        await _until(lambda: b.got or b.lost, "the snapshot")
+        assert not b.net.bad_messages and b.got[0][1].zxid == 0x500000001 and len(b.got[0][1].data) == len(data)
+        a.net.close()
+        b.net.close()
+    _run(main())
