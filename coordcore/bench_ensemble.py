@@ -432,21 +432,29 @@ def run(args, runner) -> dict:
                     figures[kind].peak_kib[s] = B.vm_rss_kib(ens.pid(s), include_children=False, field="VmHWM")
                     sampler = samplers.get(kind, {}).get(s)
                     figures[kind].helper_peak_kib[s] = sampler.stop() if sampler else 0
-        if "catchup" in args.sections:
-            for count in args.catchup:
-                for kind, ens in ensembles.items():
-                    figures[kind].catchup.append(measure_catchup(ens, count))
-        if "failover" in args.sections:
-            for znodes in args.failover_znodes:
-                for kind, ens in ensembles.items():
-                    leader, _ = roles(ens)
-                    if znodes:
-                        print(f"  {kind}: loading {znodes} znodes for the failover runs", flush=True)
-                        populate(ens, leader, f"/bench-tree-{znodes}-{uuid.uuid4().hex[:6]}", znodes)
-                        wait_caught_up(ens, ens.sids)
-                    figures[kind].failover[znodes] = measure_failover(ens, args.kills, args.session_timeout_ms)
+        failed = None
+        try:
+            if "catchup" in args.sections:
+                for count in args.catchup:
+                    for kind, ens in ensembles.items():
+                        figures[kind].catchup.append(measure_catchup(ens, count))
+                        print(f"  catch-up of {count} txns, {kind}: {figures[kind].catchup[-1]['ms']:.0f} ms "
+                              f"({figures[kind].catchup[-1]['sync']})", flush=True)
+            if "failover" in args.sections:
+                for znodes in args.failover_znodes:
+                    for kind, ens in ensembles.items():
+                        leader, _ = roles(ens)
+                        if znodes:
+                            print(f"  {kind}: loading {znodes} znodes for the failover runs", flush=True)
+                            populate(ens, leader, f"/bench-tree-{znodes}-{uuid.uuid4().hex[:6]}", znodes)
+                            wait_caught_up(ens, ens.sids)
+                        figures[kind].failover[znodes] = measure_failover(ens, args.kills, args.session_timeout_ms)
+        except Exception as e:  # noqa: BLE001 - report what was measured, then the failure
+            failed = e
         text = format_report(figures, args)
         print(text)
+        if failed is not None:
+            raise B.BenchError(f"the run stopped: {failed}") from failed
         return {"ensemble": args.ensemble, "config": config,
                 "figures": {k: _jsonable(v) for k, v in figures.items()}}
     finally:
@@ -492,7 +500,9 @@ def format_report(figures: dict, args) -> str:
                      f" | err")
         for key, runs in cc.throughput.items():
             op, where, level = key.split()
-            zruns = zk.throughput[key]
+            zruns = zk.throughput.get(key)
+            if not zruns:
+                continue
             a, b = B.median_run(runs), B.median_run(zruns)
             lo_a, hi_a = min(r.ops_per_s for r in runs), max(r.ops_per_s for r in runs)
             lo_b, hi_b = min(r.ops_per_s for r in zruns), max(r.ops_per_s for r in zruns)
