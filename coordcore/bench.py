@@ -998,17 +998,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sessions to spread the load over (capped at the outstanding level; default 4)")
     p.add_argument("--outstanding", type=_int_list, default=[16, 64], metavar="N[,N...]",
                    help="total requests in flight; one run per level (default 16,64)")
-    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (default 5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds before each run (default 1)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="measured seconds per run (default 5; 1 with --ensemble)")
+    p.add_argument("--warmup", type=float, default=None,
+                   help="unrecorded seconds before each run (default 1; 0.3 with --ensemble)")
     p.add_argument("--prewarm", type=float, default=2.0,
                    help="unrecorded seconds of load per server before the first run, spread over the ops, "
                         "so a JIT-compiled server (ZooKeeper) is measured warm (default 2)")
     p.add_argument("--procs", type=int, default=1,
                    help="client worker processes (default 1; 0 = run in this process)")
     p.add_argument("--nodes", type=int, default=64, help="pre-created nodes for set/get/exists (default 64)")
-    p.add_argument("--rounds", type=int, default=1, metavar="R",
+    p.add_argument("--rounds", type=int, default=None, metavar="R",
                    help="--side-by-side: measure each op/level R times (interleaved) and print the run with "
-                        "the median ops/s (default 1)")
+                        "the median ops/s (default 1; 5 with --ensemble)")
     p.add_argument("--tick-ms", type=int, default=2000, help="tickTime for --side-by-side servers (default 2000)")
     p.add_argument("--zk-heap", default="1000m",
                    help="JVM -Xmx for --side-by-side ZooKeeper (default 1000m, as zkServer.sh)")
@@ -1041,6 +1043,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(p: argparse.ArgumentParser, a) -> None:
+    # an ensemble run measures 24 rows per backend: shorter runs, and the 5 interleaved rounds a
+    # figure needs to count
+    ensemble = a.ensemble is not None
+    for name, single, ens in (("rounds", 1, 5), ("duration", 5.0, 1.0), ("warmup", 1.0, 0.3)):
+        if getattr(a, name) is None:
+            setattr(a, name, ens if ensemble else single)
     if a.rounds < 1:
         p.error("--rounds must be >= 1")
     if a.connections < 1:
