@@ -32,6 +32,11 @@ def _drop(watcher, event_type, path):
     """The notification sink until a replica sets its own (recovery replays with no watchers)."""
 
 
+def _watch_manager() -> WatchManager:
+    """No watches yet; a watch fires to a connection only while it may read the node (its ACL)."""
+    return WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ), notify=_drop)
+
+
 class Node:
     def __init__(self, *, tick_ms: int, server_id: int, state: DurableState, now_ms: int):
         # A standalone ZooKeeper's session tracker runs as server 1, so its session ids start 0x01...;
@@ -45,8 +50,7 @@ class Node:
         else:
             self.committed = DataTree()
         self.notify = _drop
-        self.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ),
-                                    notify=_drop)
+        self.watches = _watch_manager()
         self.recovered_txns = 0
         for zxid, data in state.txns:
             self.apply_committed(T.decode(data))
@@ -67,8 +71,7 @@ class Node:
         node.committed = self.committed
         node.committed.events.clear()
         node.notify = _drop
-        node.watches = WatchManager(readable=lambda conn, acl: A.check(acl, conn.auth, A.PERM_READ),
-                                    notify=_drop)
+        node.watches = _watch_manager()
         node.recovered_txns = 0
         return node
 

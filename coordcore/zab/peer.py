@@ -82,7 +82,8 @@ class QuorumPeer:
         self.out = Ready()
         self._now = now_ms
         self._look_pending = True
-        self._held_notifications: list[Notification] = []  # arrived while LOOKING before the round began
+        self._held_notifications: dict[int, Notification] = {}  # sender -> its newest, while LOOKING
+        #                                                          before the round began
         self._early_infos: dict[int, m.FollowerInfo | m.ObserverInfo] = {}
         self._local_syncs: list[tuple[int, int]] = []  # (zxid to have applied, token)
         self._after_step(now_ms)
@@ -99,7 +100,7 @@ class QuorumPeer:
                 # arrives meanwhile for lookForLeader; answering it with the finished role's vote and
                 # dropping it made the sender's round wait for a resend (200 ms and more) at failovers.
                 self.fle.validate(msg)
-                self._held_notifications.append(msg)
+                self._held_notifications[msg.sender] = msg  # a sender's newest vote supersedes its others
             else:
                 self.fle.receive(msg, now_ms)
         elif self.role is not None:
@@ -258,8 +259,8 @@ class QuorumPeer:
         if self._look_pending and self.role is None and self.history.durable_zxid >= self.history.last_zxid:
             self._look_pending = False
             self.fle.look(now_ms, self.history.last_zxid, self.current_epoch)
-            held, self._held_notifications = self._held_notifications, []
-            for n in held:
+            held, self._held_notifications = self._held_notifications, {}
+            for n in held.values():
                 self.fle.receive(n, now_ms)
         decision = self.fle.take_decision()
         if decision is not None and self.role is None:
